@@ -1,0 +1,1 @@
+"""HTTP API of the example (the image's default command serves ktrdr.api.main:app)."""

@@ -1,0 +1,1 @@
+"""Backtesting worker of the example."""

@@ -1,0 +1,1 @@
+"""Configuration files shipped inside the package (logging_config.json)."""

@@ -1,0 +1,1 @@
+"""Training worker of the example."""
