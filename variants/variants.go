@@ -1,16 +1,19 @@
 // Package variants holds KTRDR's four images as data: for each, the extras
-// and dependency groups of the project it installs and the torch flavour it
-// gets. Everything that differs between the images is a field of Variant;
-// nothing else in ktrdr-images knows KTRDR's image names.
+// and dependency groups of the project it installs, the torch flavour, the
+// directories it copies, its port, health check and command. Everything that
+// differs between the images is a field of Variant; nothing else in
+// ktrdr-images knows KTRDR's image names.
 //
 // Pins turns a variant into the exact package set for one platform and
-// Python version, using python/uvlock on the project's pyproject.toml and
-// uv.lock. Later stages (the LLB graph, the installers, the probes) read the
-// same table.
+// Python version (python/uvlock). Graphs (graph.go) composes the helpers of
+// package llb into the LLB graph of each requested variant, sharing the
+// builder and the stacked dependency layers between variants, under the
+// Options a platform team may override (options.go).
 package variants
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/ktrdr/ktrdr-images/python/pep508"
@@ -30,6 +33,34 @@ type Variant struct {
 	Groups []string
 	// Torch is the torch flavour.
 	Torch uvlock.Flavour
+
+	// Image is the default image name (repository:tag) before the registry.
+	Image string
+	// CUDABase: the image is built on Options.CUDABase when that is set
+	// (the nvidia-* wheels are then left out).
+	CUDABase bool
+	// Copy are the context paths copied into the app dir.
+	Copy []string
+	// InstallProject installs the project itself (no: code is mounted at
+	// run time).
+	InstallProject bool
+	// Port the app listens on; HealthPath is its health endpoint.
+	Port       int
+	HealthPath string
+	// Launcher starts App (module:attr) as an ASGI server on Port.
+	Launcher []string
+	App      string
+	// ExtraArgs follow the host and port arguments.
+	ExtraArgs []string
+	// Volumes are declared in the image config.
+	Volumes []string
+}
+
+// Command is the image's command: launcher, app, host, port, extra args.
+func (v Variant) Command(app string, port int) []string {
+	cmd := append([]string{}, v.Launcher...)
+	cmd = append(cmd, app, "--host", "0.0.0.0", "--port", strconv.Itoa(port))
+	return append(cmd, v.ExtraArgs...)
 }
 
 // The variant names.
@@ -43,6 +74,7 @@ const (
 // All returns the four variants, in a fixed order. Each call returns a fresh
 // copy, so callers may modify what they get.
 func All() []Variant {
+	// The literal is built anew on each call: no state is shared.
 	return []Variant{
 		{
 			Name:        BackendDev,
@@ -50,23 +82,52 @@ func All() []Variant {
 			Extras:      []string{"ml"},
 			Groups:      []string{"dev"},
 			Torch:       uvlock.FlavourCPU,
+			Image:       "ktrdr-backend:dev",
+			Port:        8000,
+			HealthPath:  "/api/v1/health",
+			Launcher:    []string{"uvicorn"},
+			App:         "ktrdr.api.main:app",
+			ExtraArgs:   []string{"--reload", "--log-config", "/app/ktrdr/config/logging_config.json"},
 		},
 		{
-			Name:        BackendProd,
-			Description: "production API backend: runtime dependencies only, no torch",
-			Torch:       uvlock.FlavourNone,
+			Name:           BackendProd,
+			Description:    "production API backend: runtime dependencies only, no torch",
+			Torch:          uvlock.FlavourNone,
+			Image:          "ktrdr-backend:prod",
+			Copy:           []string{"ktrdr", "mcp", "config", "strategies", "alembic", "alembic.ini", "pyproject.toml", "README.md"},
+			InstallProject: true,
+			Port:           8000,
+			HealthPath:     "/api/v1/health",
+			Launcher:       []string{"uvicorn"},
+			App:            "ktrdr.api.main:app",
 		},
 		{
-			Name:        WorkerCPU,
-			Description: "backtest/training worker with CPU-only torch (no CUDA, no nvidia-* wheels)",
-			Extras:      []string{"ml"},
-			Torch:       uvlock.FlavourCPU,
+			Name:           WorkerCPU,
+			Description:    "backtest/training worker with CPU-only torch (no CUDA, no nvidia-* wheels)",
+			Extras:         []string{"ml"},
+			Torch:          uvlock.FlavourCPU,
+			Image:          "ktrdr-worker-cpu:latest",
+			Copy:           []string{"ktrdr", "config", "strategies", "pyproject.toml", "README.md"},
+			InstallProject: true,
+			Port:           5003,
+			HealthPath:     "/health",
+			Launcher:       []string{"uvicorn"},
+			App:            "ktrdr.backtesting.backtest_worker:app",
 		},
 		{
-			Name:        WorkerGPU,
-			Description: "training worker with CUDA torch and exactly one CUDA stack",
-			Extras:      []string{"ml"},
-			Torch:       uvlock.FlavourCUDA,
+			Name:           WorkerGPU,
+			Description:    "training worker with CUDA torch and exactly one CUDA stack",
+			Extras:         []string{"ml"},
+			Torch:          uvlock.FlavourCUDA,
+			Image:          "ktrdr-worker-gpu:latest",
+			CUDABase:       true,
+			Copy:           []string{"ktrdr", "config", "strategies", "pyproject.toml", "README.md"},
+			InstallProject: true,
+			Port:           5002,
+			HealthPath:     "/health",
+			Launcher:       []string{"python", "-m", "uvicorn"},
+			App:            "ktrdr.training.training_worker_api:app",
+			Volumes:        []string{"/app/data", "/app/logs"},
 		},
 	}
 }
@@ -102,6 +163,9 @@ type Target struct {
 	CUDAFromBase bool
 	// CPUIndex overrides the index of CPU torch builds.
 	CPUIndex string
+	// CUDAIndex, when set, serves worker-gpu's torch (see
+	// uvlock.TorchOptions.CUDAIndex).
+	CUDAIndex string
 }
 
 // Defaults for Target.
@@ -135,6 +199,7 @@ func (v Variant) Pins(proj *pyproject.Project, lock *uvlock.Lock, t Target) (*uv
 			Flavour:      v.Torch,
 			CUDAFromBase: t.CUDAFromBase && v.Torch == uvlock.FlavourCUDA,
 			CPUIndex:     t.CPUIndex,
+			CUDAIndex:    t.CUDAIndex,
 		},
 	})
 	if err != nil {

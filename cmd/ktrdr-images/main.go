@@ -5,6 +5,7 @@
 //
 //	ktrdr-images targets                       the variants and what each is for
 //	ktrdr-images requirements --variant V ...  the exact pinned package set of a variant
+//	ktrdr-images plan --variant V ...          the LLB graph, without a daemon
 //
 // Errors go to stderr and the exit status is non-zero.
 package main
@@ -30,6 +31,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newTargetsCommand(), newRequirementsCommand())
+	root.AddCommand(newTargetsCommand(), newRequirementsCommand(), newPlanCommand())
 	return root
 }

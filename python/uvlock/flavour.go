@@ -61,6 +61,11 @@ type TorchOptions struct {
 	// serves (torch 2.8.0 is 2.8.0+cpu there); DefaultCPULocalVersion when
 	// empty, "-" for none.
 	CPULocalVersion string
+	// CUDAIndex, when set, serves the CUDA build (as download.pytorch.org's
+	// cu12x paths do, or a mirror); the torch pin of the cuda flavour is
+	// then taken from it by version, without the lock's hashes. Empty keeps
+	// the locked index.
+	CUDAIndex string
 	// Extra forces the project extra that selects the flavour, for projects
 	// that follow uv's PyTorch guide with conflicting flavour extras; found
 	// from [tool.uv.sources] when empty.
@@ -301,13 +306,26 @@ func applyFlavour(lock *Lock, g *graph, plan flavourPlan, req Request) (*Resolut
 				return nil, fmt.Errorf("%s: torch flavour cuda: the locked %s has no CUDA dependencies for this environment (platform_machine %q); PyPI's torch is a CUDA build only on linux/amd64", lock.Path, torch.ID(), req.Env.PlatformMachine)
 			}
 		}
-		if !opts.CUDAFromBase {
-			return finish(all)
+		kept := all
+		if opts.CUDAFromBase {
+			fromBase := func(from node, e edge) bool {
+				return from.pkg == torch && e.dep != nil && strings.HasPrefix(e.to.pkg.Name, "nvidia-")
+			}
+			kept = g.reachable(fromBase)
 		}
-		fromBase := func(from node, e edge) bool {
-			return from.pkg == torch && e.dep != nil && strings.HasPrefix(e.to.pkg.Name, "nvidia-")
+		r, err := finish(kept)
+		if err != nil {
+			return nil, err
 		}
-		return finish(g.reachable(fromBase))
+		if opts.CUDAIndex != "" && plan.extra == "" {
+			for i := range r.Pins {
+				if r.Pins[i].Name == tname {
+					r.Pins[i].Index = opts.CUDAIndex
+					r.Pins[i].Hashes = nil
+				}
+			}
+		}
+		return r, nil
 	}
 	return nil, fmt.Errorf("torch flavour %q: expected one of none, cpu, cuda", flavour)
 }

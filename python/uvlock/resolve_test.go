@@ -313,6 +313,10 @@ func TestTorchFlavoursKTRDRShape(t *testing.T) {
 	if _, ok := base.Pin("triton"); !ok {
 		t.Errorf("cuda from base lost triton")
 	}
+	viaIndex := resolve(t, proj, lock, Request{Extras: ml, Env: amd, Torch: TorchOptions{Flavour: FlavourCUDA, CUDAFromBase: true, CUDAIndex: "http://127.0.0.1:8080/whl/cu124"}})
+	if p, _ := viaIndex.Pin("torch"); p.Version != "2.8.0" || p.Index != "http://127.0.0.1:8080/whl/cu124" || len(p.Hashes) != 0 {
+		t.Errorf("cuda from a CUDA index: torch pin %+v", p)
+	}
 	if len(base.Dropped) != 14 {
 		t.Errorf("cuda from base dropped %d, want 14", len(base.Dropped))
 	}

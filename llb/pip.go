@@ -1,0 +1,106 @@
+package llb
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/moby/buildkit/client/llb"
+)
+
+// Pip installs with pip: an exact set of pins per layer, --no-deps (the lock
+// already resolved them, as pip-sync users do), with --require-hashes when
+// every pin of a group carries hashes. pip itself lives in its own venv in
+// the builder, outside the app dir, and drives the app venv with --python.
+type Pip struct {
+	// Home is where pip's own venv goes; /opt/pip when empty.
+	Home string
+}
+
+// Name implements Installer.
+func (Pip) Name() string { return "pip" }
+
+func (p Pip) home() string {
+	if p.Home == "" {
+		return "/opt/pip"
+	}
+	return p.Home
+}
+
+func (p Pip) pip(env Env) string {
+	return p.home() + "/bin/pip --python " + shellQuote(env.VenvDir+"/bin/python") + " --disable-pip-version-check --no-input"
+}
+
+// Prepare implements Installer: a venv with pip from the interpreter's own
+// ensurepip, so no network is needed to get pip.
+func (p Pip) Prepare(builder llb.State, env Env) llb.State {
+	opts := append(env.stepEnv(),
+		shell(fmt.Sprintf("%s -m venv %s", shellQuote(env.Python), p.home())),
+		llb.AddEnv("PYTHONDONTWRITEBYTECODE", "1"),
+		llb.WithCustomNamef("[builder] installer: pip in %s", p.home()),
+	)
+	return builder.Run(opts...).Root()
+}
+
+func (p Pip) cache(env Env, key string) llb.RunOption {
+	return cacheMount("/tmp/.pip-cache", env.CacheID("pip", key, env.PlatformKey()), env.User, env.Build)
+}
+
+// Install implements Installer.
+func (p Pip) Install(st llb.State, layer Layer, env Env) llb.State {
+	if len(layer.Requirements) == 0 {
+		return st
+	}
+	keys, groups := byIndex(layer.Requirements)
+	files := llb.Scratch()
+	var cmds []string
+	for i, ix := range keys {
+		reqs := groups[ix]
+		hashes := true
+		var lines []string
+		for _, r := range reqs {
+			line := r.Spec()
+			if len(r.Hashes) == 0 {
+				hashes = false
+			}
+			for _, h := range r.Hashes {
+				line += " --hash=" + h
+			}
+			lines = append(lines, line)
+		}
+		name := fmt.Sprintf("requirements-%d.txt", i)
+		files = files.File(llb.Mkfile("/"+name, 0o644, []byte(strings.Join(lines, "\n")+"\n"), mkfileOpts(env.Build)...))
+		cmd := p.pip(env) + " install --no-deps --no-compile --cache-dir /tmp/.pip-cache"
+		if hashes {
+			cmd += " --require-hashes"
+		}
+		index := ix
+		if index == "" {
+			index = env.IndexURL
+		}
+		if index != "" {
+			cmd += " --index-url " + shellQuote(index)
+		}
+		cmds = append(cmds, cmd+" -r "+depMount+"/reqs/"+name)
+	}
+	opts := append(commonRun(env, layerName("pip install layer", layer.Name+fmt.Sprintf(" (%d packages)", len(layer.Requirements)))),
+		shell(strings.Join(cmds, " && ")),
+		llb.AddMount(depMount+"/reqs", files, llb.Readonly),
+		p.cache(env, layer.CacheKey),
+	)
+	return st.Run(opts...).Root()
+}
+
+// InstallProject implements Installer: pip builds the project at AppDir
+// with its PEP 517 backend, fetched from the same index, in isolation.
+func (p Pip) InstallProject(st llb.State, _ Selection, env Env) llb.State {
+	cmd := p.pip(env) + " install --no-deps --no-compile --cache-dir /tmp/.pip-cache"
+	if env.IndexURL != "" {
+		cmd += " --index-url " + shellQuote(env.IndexURL)
+	}
+	cmd += " " + shellQuote(env.AppDir)
+	opts := append(commonRun(env, "[builder] pip install the project"),
+		shell(cmd),
+		p.cache(env, "project"),
+	)
+	return st.Run(opts...).Root()
+}

@@ -1,0 +1,419 @@
+package variants
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ktrdr/ktrdr-images/llb"
+	"github.com/ktrdr/ktrdr-images/python/pep508"
+	"github.com/ktrdr/ktrdr-images/python/uvlock"
+)
+
+// Options are the values a platform team may change. Every one has a
+// default (DefaultOptions) and is checked by Validate; Set parses the
+// key=value form that the CLI's --opt and the frontend's build args share.
+type Options struct {
+	// Platform is the target platform: linux/amd64 or linux/arm64.
+	Platform string
+	// Python is the interpreter version of the base image, used to evaluate
+	// the lock's markers ("3.13" or "3.13.5").
+	Python string
+	// PythonCommand runs that interpreter in the base image.
+	PythonCommand string
+	// PythonBase is the base image of the builder and of every runtime
+	// image but a CUDA-based worker-gpu.
+	PythonBase string
+	// CUDABase, when set, is worker-gpu's base image: it provides the CUDA
+	// libraries and the nvidia-* wheels are left out. Empty: CUDA comes from
+	// the locked nvidia-* wheels on PythonBase.
+	CUDABase string
+	// Installer is "uv" (uv sync --frozen) or "pip" (the pinned set).
+	Installer string
+	// UVImage and UVVersion name the image the uv binary is taken from.
+	UVImage   string
+	UVVersion string
+	// IndexURL replaces the default package index ("" keeps PyPI).
+	IndexURL string
+	// CPUIndexURL serves CPU torch builds; CUDAIndexURL, when set, serves
+	// worker-gpu's CUDA torch.
+	CPUIndexURL  string
+	CUDAIndexURL string
+	// Registry prefixes image names ("" for none); Tag, when set, replaces
+	// every variant's tag.
+	Registry string
+	Tag      string
+	// Images maps a variant to its image name (repository[:tag]).
+	Images map[string]string
+	// Ports and Apps override a variant's port and app (module:attr).
+	Ports map[string]int
+	Apps  map[string]string
+	// User, Group, UID and GID are the app account; AppDir its home.
+	User   string
+	Group  string
+	UID    int
+	GID    int
+	AppDir string
+	// Toolchain are the builder's apt packages; RuntimePackages the
+	// runtime's (tini is the entrypoint, curl the health check).
+	Toolchain       []string
+	RuntimePackages []string
+	// Labels are added to every image's OCI labels (source, revision...).
+	Labels map[string]string
+	// SourceDateEpoch fixes timestamps (SOURCE_DATE_EPOCH); nil: unset.
+	SourceDateEpoch *time.Time
+	// CacheNS prefixes cache mount ids.
+	CacheNS string
+}
+
+// Default values of the options.
+const (
+	DefaultPythonBase = "python:3.13-slim"
+	DefaultUVVersion  = "0.9.5"
+	DefaultInstaller  = "uv"
+)
+
+// DefaultOptions returns the defaults: KTRDR's images as its Dockerfiles
+// describe them, with the torch flavours done right.
+func DefaultOptions() Options {
+	return Options{
+		Platform:        DefaultPlatform,
+		Python:          DefaultPython,
+		PythonCommand:   "python3",
+		PythonBase:      DefaultPythonBase,
+		Installer:       DefaultInstaller,
+		UVImage:         llb.DefaultUVImage,
+		UVVersion:       DefaultUVVersion,
+		CPUIndexURL:     uvlock.DefaultCPUIndex,
+		Images:          map[string]string{},
+		Ports:           map[string]int{},
+		Apps:            map[string]string{},
+		User:            "ktrdr",
+		Group:           "ktrdr",
+		UID:             999,
+		GID:             999,
+		AppDir:          "/app",
+		Toolchain:       []string{"build-essential", "gcc"},
+		RuntimePackages: []string{"tini", "curl"},
+		Labels:          map[string]string{},
+		CacheNS:         "ktrdr-images",
+	}
+}
+
+// OptionHelp describes each key Set accepts.
+var optionHelp = map[string]string{
+	"platform":          "target platform: linux/amd64 or linux/arm64",
+	"python-version":    "the base image's Python version (X.Y or X.Y.Z), for the lock's markers",
+	"python-command":    "the interpreter command in the base image",
+	"python-base":       "base image of the builder and the runtime images",
+	"cuda-base":         "worker-gpu's base image providing CUDA (empty: CUDA from the nvidia-* wheels)",
+	"installer":         "uv or pip",
+	"uv-image":          "image the uv binary is copied from",
+	"uv-version":        "uv release (X.Y.Z), the uv image's tag",
+	"index-url":         "package index replacing PyPI",
+	"cpu-index-url":     "index of CPU torch builds",
+	"cuda-index-url":    "index of CUDA torch builds for worker-gpu (empty: as locked)",
+	"registry":          "registry/namespace prefixed to image names",
+	"tag":               "tag replacing every variant's tag",
+	"image.VARIANT":     "image name of one variant (repository[:tag])",
+	"port.VARIANT":      "port of one variant",
+	"app.VARIANT":       "ASGI app (module:attribute) of one variant",
+	"user":              "app user name",
+	"group":             "app group name",
+	"uid":               "app user id",
+	"gid":               "app group id",
+	"app-dir":           "the app directory (the venv is APP_DIR/.venv)",
+	"toolchain":         "builder apt packages, comma-separated",
+	"runtime-packages":  "runtime apt packages, comma-separated",
+	"label.KEY":         "an OCI label on every image",
+	"source-date-epoch": "SOURCE_DATE_EPOCH: seconds since 1970 for every timestamp",
+}
+
+// OptionKeys lists the keys Set accepts, with a one-line help each.
+func OptionKeys() [][2]string {
+	keys := make([]string, 0, len(optionHelp))
+	for k := range optionHelp {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([][2]string, len(keys))
+	for i, k := range keys {
+		out[i] = [2]string{k, optionHelp[k]}
+	}
+	return out
+}
+
+// Set parses one option given as key and value. Unknown keys, unknown
+// variants and malformed numbers are errors naming the option.
+func (o *Options) Set(key, value string) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("option %s=%q: %s", key, value, fmt.Sprintf(format, args...))
+	}
+	if prefix, rest, ok := strings.Cut(key, "."); ok {
+		switch prefix {
+		case "image", "port", "app":
+			if _, err := Lookup(rest); err != nil {
+				return fmt.Errorf("option %s: %w", key, err)
+			}
+			switch prefix {
+			case "image":
+				o.Images = setMap(o.Images, rest, value)
+			case "app":
+				o.Apps = setMap(o.Apps, rest, value)
+			case "port":
+				n, err := strconv.Atoi(value)
+				if err != nil {
+					return bad("expected a port number from 1 to 65535")
+				}
+				if o.Ports == nil {
+					o.Ports = map[string]int{}
+				}
+				o.Ports[rest] = n
+			}
+			return nil
+		case "label":
+			o.Labels = setMap(o.Labels, rest, value)
+			return nil
+		}
+	}
+	switch key {
+	case "platform":
+		o.Platform = value
+	case "python-version":
+		o.Python = value
+	case "python-command":
+		o.PythonCommand = value
+	case "python-base":
+		o.PythonBase = value
+	case "cuda-base":
+		o.CUDABase = value
+	case "installer":
+		o.Installer = value
+	case "uv-image":
+		o.UVImage = value
+	case "uv-version":
+		o.UVVersion = value
+	case "index-url":
+		o.IndexURL = value
+	case "cpu-index-url":
+		o.CPUIndexURL = value
+	case "cuda-index-url":
+		o.CUDAIndexURL = value
+	case "registry":
+		o.Registry = strings.TrimSuffix(value, "/")
+	case "tag":
+		o.Tag = value
+	case "user":
+		o.User = value
+	case "group":
+		o.Group = value
+	case "uid", "gid":
+		n, err := strconv.Atoi(value)
+		if err != nil {
+			return bad("expected a number from 1 to 65534")
+		}
+		if key == "uid" {
+			o.UID = n
+		} else {
+			o.GID = n
+		}
+	case "app-dir":
+		o.AppDir = value
+	case "toolchain":
+		o.Toolchain = splitList(value)
+	case "runtime-packages":
+		o.RuntimePackages = splitList(value)
+	case "source-date-epoch":
+		n, err := strconv.ParseInt(value, 10, 64)
+		if err != nil || n < 0 {
+			return bad("expected seconds since 1970 (SOURCE_DATE_EPOCH)")
+		}
+		t := time.Unix(n, 0).UTC()
+		o.SourceDateEpoch = &t
+	default:
+		return fmt.Errorf("unknown option %q: expected one of %s", key, strings.Join(keyNames(), ", "))
+	}
+	return nil
+}
+
+func keyNames() []string {
+	var out []string
+	for _, kv := range OptionKeys() {
+		out = append(out, kv[0])
+	}
+	return out
+}
+
+func setMap[V any](m map[string]V, k string, v V) map[string]V {
+	if m == nil {
+		m = map[string]V{}
+	}
+	m[k] = v
+	return m
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Validate checks every option and returns the first problem, naming the
+// option and what was expected.
+func (o Options) Validate() error {
+	plat, err := pep508.ParsePlatform(o.Platform)
+	if err != nil {
+		return fmt.Errorf("option platform: %w", err)
+	}
+	if _, err := pep508.EnvironmentFor(plat, o.Python); err != nil {
+		return fmt.Errorf("option python-version: %w", err)
+	}
+	if _, err := llb.NormalizeRef("option python-base", o.PythonBase); err != nil {
+		return err
+	}
+	if o.CUDABase != "" {
+		if _, err := llb.NormalizeRef("option cuda-base", o.CUDABase); err != nil {
+			return err
+		}
+	}
+	switch o.Installer {
+	case "uv":
+		if err := llb.ValidateUVVersion(o.UVVersion); err != nil {
+			return fmt.Errorf("option uv-version: %w", err)
+		}
+		if _, err := llb.NormalizeRef("option uv-image", o.UVImage+":"+o.UVVersion); err != nil {
+			return err
+		}
+	case "pip":
+	default:
+		return fmt.Errorf("option installer %q: expected uv or pip", o.Installer)
+	}
+	for _, u := range [][2]string{{"index-url", o.IndexURL}, {"cpu-index-url", o.CPUIndexURL}, {"cuda-index-url", o.CUDAIndexURL}} {
+		if err := llb.ValidateIndexURL("option "+u[0], u[1]); err != nil {
+			return err
+		}
+	}
+	if o.CPUIndexURL == "" {
+		return fmt.Errorf("option cpu-index-url: expected the URL of an index of CPU torch builds")
+	}
+	for _, v := range All() {
+		if _, err := o.ImageName(v); err != nil {
+			return err
+		}
+		if p, ok := o.Ports[v.Name]; ok && (p < 1 || p > 65535) {
+			return fmt.Errorf("option port.%s=%d: expected a port number from 1 to 65535", v.Name, p)
+		}
+		if a, ok := o.Apps[v.Name]; ok {
+			mod, attr, found := strings.Cut(a, ":")
+			if !found || !pyIdentPath(mod) || !pyIdentPath(attr) {
+				return fmt.Errorf("option app.%s=%q: expected module:attribute, like ktrdr.api.main:app", v.Name, a)
+			}
+		}
+	}
+	if err := o.user().Validate(); err != nil {
+		return fmt.Errorf("options user/group/uid/gid: %w", err)
+	}
+	if o.PythonCommand == "" || strings.ContainsAny(o.PythonCommand, " \t'\"$;&|") {
+		return fmt.Errorf("option python-command %q: expected a command name like python3", o.PythonCommand)
+	}
+	if err := llb.ValidatePackages("option toolchain", o.Toolchain); err != nil {
+		return err
+	}
+	if err := llb.ValidatePackages("option runtime-packages", o.RuntimePackages); err != nil {
+		return err
+	}
+	for k := range o.Labels {
+		if k == "" || strings.ContainsAny(k, " \t=") {
+			return fmt.Errorf("option label.%s: expected a label key without spaces or =", k)
+		}
+	}
+	env := o.env()
+	if err := env.Validate(); err != nil {
+		return fmt.Errorf("option app-dir: %w", err)
+	}
+	return nil
+}
+
+func pyIdentPath(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, part := range strings.Split(s, ".") {
+		if part == "" {
+			return false
+		}
+		for i, r := range part {
+			if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// ImageName is the full image name of a variant: registry, repository and
+// tag after the options are applied.
+func (o Options) ImageName(v Variant) (string, error) {
+	name := v.Image
+	if n, ok := o.Images[v.Name]; ok {
+		name = n
+	}
+	if o.Tag != "" {
+		repo := name
+		if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
+			repo = name[:i]
+		}
+		name = repo + ":" + o.Tag
+	}
+	if o.Registry != "" {
+		name = o.Registry + "/" + name
+	}
+	ref, err := llb.NormalizeRef("image name of "+v.Name, name)
+	if err != nil {
+		return "", fmt.Errorf("options registry/tag/image.%s: %w", v.Name, err)
+	}
+	return ref, nil
+}
+
+func (o Options) user() llb.User {
+	return llb.User{Name: o.User, Group: o.Group, UID: o.UID, GID: o.GID, Home: o.AppDir, Shell: "/sbin/nologin"}
+}
+
+// env is the installer environment the options describe, without the
+// per-build parts (platform, dependency files).
+func (o Options) env() llb.Env {
+	return llb.Env{
+		Python:   o.PythonCommand,
+		AppDir:   o.AppDir,
+		VenvDir:  strings.TrimSuffix(o.AppDir, "/") + "/.venv",
+		User:     o.user(),
+		IndexURL: o.IndexURL,
+	}
+}
+
+func (o Options) installer() llb.Installer {
+	if o.Installer == "pip" {
+		return llb.Pip{}
+	}
+	return llb.UV{Image: o.UVImage, Version: o.UVVersion}
+}
+
+func (o Options) port(v Variant) int {
+	if p, ok := o.Ports[v.Name]; ok {
+		return p
+	}
+	return v.Port
+}
+
+func (o Options) app(v Variant) string {
+	if a, ok := o.Apps[v.Name]; ok {
+		return a
+	}
+	return v.App
+}
