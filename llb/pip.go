@@ -68,7 +68,8 @@ func (p Pip) Install(st llb.State, layer Layer, env Env) llb.State {
 			lines = append(lines, line)
 		}
 		name := fmt.Sprintf("requirements-%d.txt", i)
-		files = files.File(llb.Mkfile("/"+name, 0o644, []byte(strings.Join(lines, "\n")+"\n"), mkfileOpts(env.Build)...))
+		files = files.File(llb.Mkfile("/"+name, 0o644, []byte(strings.Join(lines, "\n")+"\n"), mkfileOpts(env.Build)...),
+			llb.WithCustomNamef("[builder] %s of layer %s", name, layer.Name))
 		cmd := p.pip(env) + " install --no-deps --no-compile --cache-dir /tmp/.pip-cache"
 		if hashes {
 			cmd += " --require-hashes"

@@ -177,3 +177,48 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+func TestPlan(t *testing.T) {
+	args := []string{"plan", "--context", example, "--variant", "worker-cpu", "--format", "json"}
+	a, stderr, code := run(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	b, _, _ := run(t, args...)
+	if a != b {
+		t.Error("plan printed different bytes for the same inputs")
+	}
+	var p struct {
+		Variant string `json:"variant"`
+		Layers  []string
+		Ops     []struct {
+			Digest string `json:"digest"`
+			Name   string `json:"name"`
+		} `json:"ops"`
+	}
+	if err := json.Unmarshal([]byte(a), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Variant != "worker-cpu" || len(p.Ops) < 10 || !strings.Contains(strings.Join(p.Layers, ","), "env ml-cpu") {
+		t.Errorf("plan %+v", p)
+	}
+	dot, stderr, code := run(t, "plan", "--context", example, "--format", "dot", "--opt", "installer=pip")
+	if code != 0 || !strings.HasPrefix(dot, "digraph llb {") || strings.Count(dot, "[shape=ellipse") != 4 {
+		t.Errorf("dot (exit %d, %s):\n%.300s", code, stderr, dot)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"plan", "--context", example, "--opt", "uv-version=latest"}, "uv-version"},
+		{[]string{"plan", "--context", example, "--opt", "nonsense"}, "KEY=VALUE"},
+		{[]string{"plan", "--context", example, "--variant", "gpu"}, "--variant"},
+		{[]string{"plan", "--context", example, "--format", "yaml"}, "--format"},
+		{[]string{"plan", "--context", t.TempDir()}, "pyproject.toml"},
+	} {
+		out, stderr, code := run(t, tc.args...)
+		if code == 0 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q, stdout %.100q", tc.args, code, stderr, out)
+		}
+	}
+}

@@ -1,0 +1,541 @@
+package variants_test
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ktrdr/ktrdr-images/internal/build"
+	"github.com/ktrdr/ktrdr-images/variants"
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/solver/pb"
+	digest "github.com/opencontainers/go-digest"
+)
+
+var example = filepath.Join("..", "examples", "ktrdr")
+
+// graph is a decoded definition: every op by digest, with custom names.
+type graph struct {
+	t     *testing.T
+	ops   map[digest.Digest]*pb.Op
+	names map[digest.Digest]string
+	order []digest.Digest
+	root  digest.Digest
+	raw   []byte
+}
+
+func decode(t *testing.T, st llb.State, img variants.Image) graph {
+	t.Helper()
+	def, err := st.Marshal(context.Background(), llb.Platform(img.Platform))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, err := build.DecodeOps(def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := graph{t: t, ops: map[digest.Digest]*pb.Op{}, names: map[digest.Digest]string{}}
+	for _, op := range ops {
+		g.ops[op.Digest] = op.Op
+		g.names[op.Digest] = op.Name
+		g.order = append(g.order, op.Digest)
+		g.raw = append(g.raw, op.Digest...)
+	}
+	term := ops[len(ops)-1].Op
+	g.root = digest.Digest(term.Inputs[0].Digest)
+	return g
+}
+
+func (g graph) has(d digest.Digest) bool { _, ok := g.ops[d]; return ok }
+
+// find returns the digests of ops whose custom name starts with prefix.
+func (g graph) find(prefix string) []digest.Digest {
+	var out []digest.Digest
+	for _, d := range g.order {
+		if strings.HasPrefix(g.names[d], prefix) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func (g graph) one(prefix string) digest.Digest {
+	g.t.Helper()
+	ds := g.find(prefix)
+	if len(ds) != 1 {
+		g.t.Fatalf("want one op named %q, found %d", prefix, len(ds))
+	}
+	return ds[0]
+}
+
+func (g graph) ancestors(d digest.Digest) map[digest.Digest]bool {
+	seen := map[digest.Digest]bool{}
+	stack := []digest.Digest{d}
+	for len(stack) > 0 {
+		x := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[x] {
+			continue
+		}
+		seen[x] = true
+		for _, in := range g.ops[x].Inputs {
+			stack = append(stack, digest.Digest(in.Digest))
+		}
+	}
+	return seen
+}
+
+func (g graph) execs() map[digest.Digest]*pb.ExecOp {
+	out := map[digest.Digest]*pb.ExecOp{}
+	for d, op := range g.ops {
+		if e := op.GetExec(); e != nil {
+			out[d] = e
+		}
+	}
+	return out
+}
+
+// mkfiles returns the contents of every file the graph writes with Mkfile
+// (the pip installer's requirements files).
+func (g graph) mkfiles() string {
+	var b strings.Builder
+	for _, op := range g.ops {
+		if f := op.GetFile(); f != nil {
+			for _, a := range f.Actions {
+				if mk := a.GetMkfile(); mk != nil {
+					b.Write(mk.Data)
+					b.WriteString("\n")
+				}
+			}
+		}
+	}
+	return b.String()
+}
+
+func cmdline(e *pb.ExecOp) string { return strings.Join(e.Meta.Args, " ") }
+
+type built struct {
+	images map[string]variants.Image
+	graphs map[string]graph
+}
+
+func buildAll(t *testing.T, names []string, kv ...string) built {
+	t.Helper()
+	in, err := build.LocalInputs(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := variants.DefaultOptions()
+	for i := 0; i+1 < len(kv); i += 2 {
+		if err := o.Set(kv[i], kv[i+1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	imgs, err := variants.Graphs(context.Background(), in, o, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := built{images: map[string]variants.Image{}, graphs: map[string]graph{}}
+	for _, img := range imgs {
+		b.images[img.Variant.Name] = img
+		b.graphs[img.Variant.Name] = decode(t, img.State, img)
+	}
+	return b
+}
+
+var installers = []string{"uv", "pip"}
+
+func TestSharedLayersByDigest(t *testing.T) {
+	for _, inst := range installers {
+		t.Run(inst, func(t *testing.T) {
+			b := buildAll(t, nil, "installer", inst)
+			prod, cpu, dev, gpu := b.graphs["backend-prod"], b.graphs["worker-cpu"], b.graphs["backend-dev"], b.graphs["worker-gpu"]
+			deps := prod.one("[layer] env deps")
+			for name, g := range map[string]graph{"worker-cpu": cpu, "backend-dev": dev, "worker-gpu": gpu} {
+				if !g.has(deps) {
+					t.Errorf("%s does not contain backend-prod's dependency layer %s", name, deps)
+				}
+			}
+			ml := cpu.one("[layer] env ml-cpu")
+			if !dev.has(ml) {
+				t.Errorf("backend-dev does not contain worker-cpu's ml layer %s", ml)
+			}
+			if gpu.has(ml) || len(gpu.find("[layer] env ml-cuda")) != 1 {
+				t.Errorf("worker-gpu must have its own CUDA ml layer, not the CPU one")
+			}
+			// The layers are inputs of each runtime merge, not just
+			// somewhere in the graph.
+			for name, g := range b.graphs {
+				merge := g.ops[g.root].GetMerge()
+				if merge == nil {
+					t.Fatalf("%s: the image is not a merge", name)
+				}
+				var inputs []digest.Digest
+				for _, in := range g.ops[g.root].Inputs {
+					inputs = append(inputs, digest.Digest(in.Digest))
+				}
+				if !slices.Contains(inputs, deps) {
+					t.Errorf("%s: the dependency layer is not merged into the image", name)
+				}
+				if !b.images[name].Shared {
+					t.Errorf("%s: expected shared layers", name)
+				}
+			}
+		})
+	}
+}
+
+func TestProdNeverTouchesML(t *testing.T) {
+	for _, inst := range installers {
+		t.Run(inst, func(t *testing.T) {
+			g := buildAll(t, []string{"backend-prod"}, "installer", inst).graphs["backend-prod"]
+			for _, e := range g.execs() {
+				c := cmdline(e)
+				for _, bad := range []string{"--extra ml", "download.pytorch.org", "torch", "nvidia"} {
+					if strings.Contains(c, bad) {
+						t.Errorf("backend-prod runs %q", c)
+					}
+				}
+			}
+			if files := g.mkfiles(); strings.Contains(files, "torch") || strings.Contains(files, "scikit-learn") {
+				t.Errorf("backend-prod requirements name ML packages:\n%s", files)
+			}
+		})
+	}
+}
+
+func TestCPUVariantsNeverInstallCUDA(t *testing.T) {
+	for _, inst := range installers {
+		t.Run(inst, func(t *testing.T) {
+			b := buildAll(t, []string{"worker-cpu", "backend-dev"}, "installer", inst)
+			for name, g := range b.graphs {
+				files := g.mkfiles()
+				if strings.Contains(files, "nvidia-") || strings.Contains(files, "triton") {
+					t.Errorf("%s: requirements name CUDA packages:\n%s", name, files)
+				}
+				torchFromCPU := false
+				for _, e := range g.execs() {
+					c := cmdline(e)
+					if inst == "uv" && strings.Contains(c, "uv sync") && strings.Contains(c, "--extra ml") {
+						for _, n := range []string{"torch", "nvidia-cublas-cu12", "nvidia-cudnn-cu12", "nvidia-nccl-cu12"} {
+							if !strings.Contains(c, "--no-install-package "+n) {
+								t.Errorf("%s: uv sync with the ml extra does not leave out %s: %s", name, n, c)
+							}
+						}
+					}
+					if strings.Contains(c, "https://download.pytorch.org/whl/cpu") {
+						torchFromCPU = true
+					}
+				}
+				if inst == "pip" && !strings.Contains(files, "torch==2.6.0+cpu") {
+					t.Errorf("%s: pip does not pin the CPU torch:\n%s", name, files)
+				}
+				if !torchFromCPU {
+					t.Errorf("%s: torch is not installed from the CPU index", name)
+				}
+				if strings.Contains(files, "torch==2.6.0\n") {
+					t.Errorf("%s: pins PyPI's (CUDA) torch", name)
+				}
+			}
+		})
+	}
+}
+
+func TestGPUModes(t *testing.T) {
+	// CUDA from the locked wheels, on the Python base: shared layers.
+	wheels := buildAll(t, []string{"worker-gpu"}, "installer", "pip").graphs["worker-gpu"]
+	if f := wheels.mkfiles(); !strings.Contains(f, "nvidia-cublas-cu12==12.4.5.8") || !strings.Contains(f, "torch==2.6.0\n") {
+		t.Errorf("wheels mode: requirements lack the CUDA stack:\n%s", f)
+	}
+	// CUDA from a CUDA base: nvidia-* left out, and the image cannot share
+	// the Python base's layers, so it is assembled by plain copies.
+	for _, inst := range installers {
+		t.Run(inst, func(t *testing.T) {
+			b := buildAll(t, []string{"worker-gpu"}, "installer", inst, "cuda-base", "127.0.0.1:5000/offline/python-cuda:3.13", "cuda-index-url", "http://127.0.0.1:8080/whl/cu126")
+			img, g := b.images["worker-gpu"], b.graphs["worker-gpu"]
+			if img.Shared {
+				t.Error("worker-gpu on a CUDA base claims shared layers")
+			}
+			if g.ops[g.root].GetMerge() != nil || len(g.find("[runtime] copy /app from the builder")) != 1 {
+				t.Error("worker-gpu on a CUDA base is not assembled by one copy of /app")
+			}
+			if f := g.mkfiles(); strings.Contains(f, "nvidia-") {
+				t.Errorf("CUDA-base mode installs nvidia wheels:\n%s", f)
+			}
+			fromCUDAIndex := false
+			for _, e := range g.execs() {
+				c := cmdline(e)
+				if inst == "uv" && strings.Contains(c, "uv sync") && strings.Contains(c, "--extra ml") && !strings.Contains(c, "--no-install-package nvidia-cublas-cu12") {
+					t.Errorf("uv sync installs the nvidia wheels: %s", c)
+				}
+				if strings.Contains(c, "http://127.0.0.1:8080/whl/cu126") {
+					fromCUDAIndex = true
+				}
+			}
+			if !fromCUDAIndex {
+				t.Error("torch is not installed from the CUDA index")
+			}
+			if !strings.Contains(img.Base, "python-cuda") {
+				t.Errorf("base %s", img.Base)
+			}
+		})
+	}
+}
+
+func TestUserBeforeFilesAndOwnership(t *testing.T) {
+	for _, inst := range installers {
+		t.Run(inst, func(t *testing.T) {
+			b := buildAll(t, nil, "installer", inst, "cuda-base", "127.0.0.1:5000/offline/python-cuda:3.13")
+			for name, g := range b.graphs {
+				u := g.one("[runtime] add user ktrdr (999:999)")
+				if c := cmdline(g.execs()[u]); !strings.Contains(c, "groupadd --system --gid 999 ktrdr") || !strings.Contains(c, "useradd --system --no-log-init") {
+					t.Errorf("%s: user step %q", name, c)
+				}
+				root := g.ops[g.root]
+				if merge := root.GetMerge(); merge != nil {
+					// Merge inputs: the base, then the user layer, then the rest.
+					userLayer := digest.Digest(root.Inputs[1].Digest)
+					if g.names[userLayer] != "[layer] user" {
+						t.Errorf("%s: the first layer on the base is %q, not the user", name, g.names[userLayer])
+					}
+				} else if !g.ancestors(g.root)[u] {
+					t.Errorf("%s: the copied app does not descend from the user step", name)
+				}
+				for d, e := range g.execs() {
+					n, c := g.names[d], cmdline(e)
+					if strings.Contains(c, "chown") {
+						t.Errorf("%s: a step changes owners: %s", name, c)
+					}
+					if strings.HasPrefix(n, "[builder] uv ") || strings.HasPrefix(n, "[builder] pip install") || strings.HasPrefix(n, "[builder] create venv") {
+						if e.Meta.User != "999:999" {
+							t.Errorf("%s: %q runs as %q, not the app user", name, n, e.Meta.User)
+						}
+					}
+				}
+				for d, op := range g.ops {
+					f := op.GetFile()
+					if f == nil {
+						continue
+					}
+					for _, a := range f.Actions {
+						var dest string
+						var owner *pb.ChownOpt
+						if c := a.GetCopy(); c != nil {
+							dest, owner = c.Dest, c.Owner
+						} else if m := a.GetMkdir(); m != nil {
+							dest, owner = m.Path, m.Owner
+						}
+						if strings.HasPrefix(dest, "/app") {
+							if owner == nil || owner.User.GetByID() != 999 || owner.Group.GetByID() != 999 {
+								t.Errorf("%s: %q writes %s without giving it to 999:999", name, g.names[d], dest)
+							}
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestNothingBuildTimeInRuntimeLayers(t *testing.T) {
+	for _, inst := range installers {
+		t.Run(inst, func(t *testing.T) {
+			b := buildAll(t, nil, "installer", inst)
+			for name, g := range b.graphs {
+				for d, e := range g.execs() {
+					n := g.names[d]
+					mounts := map[string]*pb.Mount{}
+					for _, m := range e.Mounts {
+						mounts[m.Dest] = m
+					}
+					if strings.Contains(n, "apt-get install") {
+						for _, dir := range []string{"/var/lib/apt/lists", "/var/cache/apt"} {
+							m := mounts[dir]
+							if m == nil || m.MountType != pb.MountType_CACHE || m.CacheOpt.Sharing != pb.CacheSharingOpt_LOCKED {
+								t.Errorf("%s: %q does not keep %s in a locked cache mount", name, n, dir)
+							}
+						}
+					}
+					if strings.HasPrefix(n, "[builder] uv ") || strings.HasPrefix(n, "[builder] pip install") {
+						if m := mounts["/tmp"]; m == nil || m.MountType != pb.MountType_TMPFS {
+							t.Errorf("%s: %q has no tmpfs on /tmp", name, n)
+						}
+						cache := "/tmp/.uv-cache"
+						if inst == "pip" {
+							cache = "/tmp/.pip-cache"
+						}
+						if m := mounts[cache]; m == nil || m.MountType != pb.MountType_CACHE {
+							t.Errorf("%s: %q keeps its cache outside a cache mount", name, n)
+						}
+					}
+				}
+				// Every merged layer that descends from the toolchain is a
+				// diff whose lower side descends from it too, so the
+				// toolchain cancels out and never reaches the image.
+				tc := g.one("[builder] toolchain")
+				root := g.ops[g.root]
+				for _, in := range root.Inputs[1:] {
+					d := digest.Digest(in.Digest)
+					diff := g.ops[d].GetDiff()
+					if diff == nil {
+						t.Fatalf("%s: merge input %q is not a diff", name, g.names[d])
+					}
+					upper := digest.Digest(g.ops[d].Inputs[diff.Upper.Input].Digest)
+					if !g.ancestors(upper)[tc] {
+						continue
+					}
+					if diff.Lower.Input < 0 || !g.ancestors(digest.Digest(g.ops[d].Inputs[diff.Lower.Input].Digest))[tc] {
+						t.Errorf("%s: layer %q carries the toolchain", name, g.names[d])
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestCacheIDsPerFlavour(t *testing.T) {
+	for _, inst := range installers {
+		t.Run(inst, func(t *testing.T) {
+			b := buildAll(t, nil, "installer", inst)
+			ids := func(g graph, layer string) []string {
+				var out []string
+				for d, e := range g.execs() {
+					if !strings.Contains(g.names[d], "layer "+layer) {
+						continue
+					}
+					for _, m := range e.Mounts {
+						if m.MountType == pb.MountType_CACHE && strings.Contains(m.CacheOpt.ID, "/"+inst+"/") {
+							out = append(out, m.CacheOpt.ID)
+						}
+					}
+				}
+				return out
+			}
+			cpu, gpu := ids(b.graphs["worker-cpu"], "ml-cpu"), ids(b.graphs["worker-gpu"], "ml-cuda")
+			if len(cpu) != 1 || len(gpu) != 1 || cpu[0] == gpu[0] {
+				t.Errorf("cache ids: cpu %v, cuda %v: want one each, different", cpu, gpu)
+			}
+			if !strings.Contains(cpu[0], "linux-amd64") {
+				t.Errorf("cache id %s does not name the platform", cpu[0])
+			}
+		})
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	for _, inst := range installers {
+		t.Run(inst, func(t *testing.T) {
+			a := buildAll(t, nil, "installer", inst, "source-date-epoch", "1700000000")
+			b := buildAll(t, nil, "installer", inst, "source-date-epoch", "1700000000")
+			for name := range a.graphs {
+				if !bytes.Equal(a.graphs[name].raw, b.graphs[name].raw) {
+					t.Errorf("%s: two builds of the same inputs differ", name)
+				}
+			}
+			// Built alone, a variant has the same graph as built with the
+			// others: sharing never depends on what else is requested.
+			alone := buildAll(t, []string{"backend-dev"}, "installer", inst, "source-date-epoch", "1700000000")
+			if !bytes.Equal(alone.graphs["backend-dev"].raw, a.graphs["backend-dev"].raw) {
+				t.Error("backend-dev built alone differs from backend-dev built with the others")
+			}
+		})
+	}
+}
+
+func TestImageConfig(t *testing.T) {
+	b := buildAll(t, nil, "source-date-epoch", "1700000000", "label.org.opencontainers.image.source", "https://github.com/kpiteira/ktrdr")
+	prod := b.images["backend-prod"].Config
+	c := prod.Config
+	if c.User != "ktrdr" || c.WorkingDir != "/app" || !slices.Equal(c.Entrypoint, []string{"/usr/bin/tini", "--"}) {
+		t.Errorf("prod config %+v", c)
+	}
+	if !slices.Equal(c.Cmd, []string{"uvicorn", "ktrdr.api.main:app", "--host", "0.0.0.0", "--port", "8000"}) {
+		t.Errorf("prod cmd %v", c.Cmd)
+	}
+	if _, ok := c.ExposedPorts["8000/tcp"]; !ok || c.Healthcheck == nil || !strings.Contains(strings.Join(c.Healthcheck.Test, " "), "http://localhost:8000/api/v1/health") {
+		t.Errorf("prod port/health %+v %+v", c.ExposedPorts, c.Healthcheck)
+	}
+	if !slices.Contains(c.Env, "PATH=/app/.venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") {
+		t.Errorf("prod env %v", c.Env)
+	}
+	if c.Labels["org.opencontainers.image.created"] != "2023-11-14T22:13:20Z" || c.Labels["org.opencontainers.image.source"] == "" || c.Labels["org.opencontainers.image.title"] != "ktrdr-backend" {
+		t.Errorf("labels %v", c.Labels)
+	}
+	gpu := b.images["worker-gpu"].Config.Config
+	if _, ok := gpu.Volumes["/app/data"]; !ok || gpu.Cmd[0] != "python" {
+		t.Errorf("gpu config %+v", gpu)
+	}
+	dev := b.images["backend-dev"].Config.Config
+	if !slices.Contains(dev.Cmd, "--reload") {
+		t.Errorf("dev cmd %v", dev.Cmd)
+	}
+}
+
+func TestBadOptions(t *testing.T) {
+	in, err := build.LocalInputs(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		kv   []string
+		want string
+	}{
+		{[]string{"python-base", "Python:3.13 slim"}, "option python-base"},
+		{[]string{"cuda-base", "nvidia/cuda:@@"}, "option cuda-base"},
+		{[]string{"platform", "linux/riscv64"}, "option platform"},
+		{[]string{"uv-version", "latest"}, "uv version \"latest\""},
+		{[]string{"index-url", "ftp://mirror/simple"}, "option index-url"},
+		{[]string{"cpu-index-url", "not a url"}, "option cpu-index-url"},
+		{[]string{"port.worker-cpu", "70000"}, "option port.worker-cpu=70000"},
+		{[]string{"user", "Root User"}, "user name"},
+		{[]string{"uid", "0"}, "user id 0"},
+		{[]string{"installer", "poetry"}, "option installer"},
+		{[]string{"app.backend-prod", "ktrdr.api.main"}, "option app.backend-prod"},
+		{[]string{"toolchain", "gcc,Build Essential"}, "option toolchain"},
+		{[]string{"registry", "example.com/UPPER"}, "options registry/tag/image"},
+	} {
+		t.Run(tc.kv[0], func(t *testing.T) {
+			o := variants.DefaultOptions()
+			err := o.Set(tc.kv[0], tc.kv[1])
+			if err == nil {
+				_, err = variants.Graphs(context.Background(), in, o, nil)
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+	o := variants.DefaultOptions()
+	for _, kv := range [][2]string{{"colour", "blue"}, {"port.worker-tpu", "1"}, {"uid", "abc"}} {
+		if err := o.Set(kv[0], kv[1]); err == nil {
+			t.Errorf("Set(%s) accepted", kv[0])
+		}
+	}
+}
+
+func TestMissingContextDirectory(t *testing.T) {
+	in, err := build.LocalInputs(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exists := in.Exists
+	in.Exists = func(rel string) (bool, error) {
+		if rel == "mcp" {
+			return false, nil
+		}
+		return exists(rel)
+	}
+	_, err = variants.Graphs(context.Background(), in, variants.DefaultOptions(), []string{"backend-prod"})
+	if err == nil || !strings.Contains(err.Error(), "variant backend-prod copies mcp") {
+		t.Fatalf("got %v", err)
+	}
+	// The real .dockerignore excludes tests/: a variant copying it must be
+	// told it is not in the context.
+	ok, err := exists("tests")
+	if err != nil || ok {
+		t.Errorf("tests/ is excluded by .dockerignore but Exists says %v (%v)", ok, err)
+	}
+}
