@@ -46,8 +46,10 @@ type Image struct {
 	State llb.State
 	// Config is the image config: the base's merged with the variant's.
 	Config dockerspec.DockerOCIImage
-	// Base is the runtime base image reference.
-	Base string
+	// Base is the runtime base image reference; BaseConfig its config
+	// (empty when planning without a resolver).
+	Base       string
+	BaseConfig dockerspec.DockerOCIImage
 	// Shared is true when the image is a merge of diff layers that other
 	// variants with the same base and platform share; false when it falls
 	// back to plain copies (its runtime base is not the builder's).
@@ -169,7 +171,7 @@ func graph(in Inputs, o Options, v Variant, b ourllb.Build, builder ourllb.Build
 		last = proj
 	}
 
-	img := Image{Variant: v, Name: name, Platform: b.Platform, Base: rtBase.Ref, Layers: layers, Pins: res}
+	img := Image{Variant: v, Name: name, Platform: b.Platform, Base: rtBase.Ref, BaseConfig: rtBase.Config, Layers: layers, Pins: res}
 	pyBase, _ := base(o.PythonBase)
 	if rtBase.Ref == pyBase.Ref {
 		img.Shared = true

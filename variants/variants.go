@@ -54,6 +54,13 @@ type Variant struct {
 	ExtraArgs []string
 	// Volumes are declared in the image config.
 	Volumes []string
+	// RunMounts are context paths mounted into the app dir at run time
+	// (the dev image's code); the probes mount them read-only.
+	RunMounts []string
+	// HealthExpect are key/values the health endpoint's JSON must have.
+	HealthExpect map[string]any
+	// Tools are commands that must run in the image (the dev tools).
+	Tools [][]string
 }
 
 // Command is the image's command: launcher, app, host, port, extra args.
@@ -77,17 +84,20 @@ func All() []Variant {
 	// The literal is built anew on each call: no state is shared.
 	return []Variant{
 		{
-			Name:        BackendDev,
-			Description: "development backend: every dependency incl. the dev group, CPU-only torch, code mounted at run time",
-			Extras:      []string{"ml"},
-			Groups:      []string{"dev"},
-			Torch:       uvlock.FlavourCPU,
-			Image:       "ktrdr-backend:dev",
-			Port:        8000,
-			HealthPath:  "/api/v1/health",
-			Launcher:    []string{"uvicorn"},
-			App:         "ktrdr.api.main:app",
-			ExtraArgs:   []string{"--reload", "--log-config", "/app/ktrdr/config/logging_config.json"},
+			Name:         BackendDev,
+			Description:  "development backend: every dependency incl. the dev group, CPU-only torch, code mounted at run time",
+			Extras:       []string{"ml"},
+			Groups:       []string{"dev"},
+			Torch:        uvlock.FlavourCPU,
+			Image:        "ktrdr-backend:dev",
+			Port:         8000,
+			HealthPath:   "/api/v1/health",
+			Launcher:     []string{"uvicorn"},
+			App:          "ktrdr.api.main:app",
+			ExtraArgs:    []string{"--reload", "--log-config", "/app/ktrdr/config/logging_config.json"},
+			RunMounts:    []string{"ktrdr"},
+			HealthExpect: map[string]any{"status": "ok"},
+			Tools:        [][]string{{"pytest", "--version"}, {"mypy", "--version"}, {"black", "--version"}},
 		},
 		{
 			Name:           BackendProd,
@@ -100,6 +110,7 @@ func All() []Variant {
 			HealthPath:     "/api/v1/health",
 			Launcher:       []string{"uvicorn"},
 			App:            "ktrdr.api.main:app",
+			HealthExpect:   map[string]any{"status": "ok"},
 		},
 		{
 			Name:           WorkerCPU,
@@ -113,6 +124,7 @@ func All() []Variant {
 			HealthPath:     "/health",
 			Launcher:       []string{"uvicorn"},
 			App:            "ktrdr.backtesting.backtest_worker:app",
+			HealthExpect:   map[string]any{"healthy": true},
 		},
 		{
 			Name:           WorkerGPU,
@@ -128,6 +140,7 @@ func All() []Variant {
 			Launcher:       []string{"python", "-m", "uvicorn"},
 			App:            "ktrdr.training.training_worker_api:app",
 			Volumes:        []string{"/app/data", "/app/logs"},
+			HealthExpect:   map[string]any{"healthy": true},
 		},
 	}
 }

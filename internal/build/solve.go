@@ -1,0 +1,164 @@
+package build
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/ktrdr/ktrdr-images/internal/probe"
+	"github.com/ktrdr/ktrdr-images/variants"
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	commonexptypes "github.com/moby/buildkit/exporter/exptypes"
+	gwclient "github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/moby/buildkit/solver/pb"
+)
+
+// Solved is one variant solved on a gateway: its graph, its probe results
+// and the gateway result the image exporter turns into an image.
+type Solved struct {
+	Image  variants.Image
+	Probes []probe.Result
+	Result *gwclient.Result
+}
+
+// ProbeError is returned when an image was built but a probe failed: the
+// image must not be exported.
+type ProbeError struct {
+	Variant string
+	Failed  []probe.Result
+}
+
+func (e *ProbeError) Error() string {
+	var parts []string
+	for _, f := range e.Failed {
+		parts = append(parts, f.Name+": "+f.Detail)
+	}
+	return fmt.Sprintf("variant %s: %d probe(s) failed, the image is not exported: %s", e.Variant, len(e.Failed), strings.Join(parts, "; "))
+}
+
+// CacheImports reads the cache imports a client passed (buildctl's
+// --import-cache, dockerui's cache-imports) from the gateway's options.
+func CacheImports(gw gwclient.Client) ([]gwclient.CacheOptionsEntry, error) {
+	s := gw.BuildOpts().Opts["cache-imports"]
+	if s == "" {
+		return nil, nil
+	}
+	var out []gwclient.CacheOptionsEntry
+	if err := json.Unmarshal([]byte(s), &out); err != nil {
+		return nil, fmt.Errorf("option cache-imports %q: %w", s, err)
+	}
+	return out, nil
+}
+
+// Solve builds one variant on the gateway: the graph with base images
+// resolved through gw, solved and evaluated, then probed from the inside
+// when probes is true. A failed probe returns the Solved (with the results)
+// and a *ProbeError, and no result to export.
+func Solve(ctx context.Context, gw gwclient.Client, in variants.Inputs, o variants.Options, variant string, probes bool) (*Solved, error) {
+	in.Resolver = gw
+	images, err := variants.Graphs(ctx, in, o, []string{variant})
+	if err != nil {
+		return nil, err
+	}
+	img := images[0]
+	imports, err := CacheImports(gw)
+	if err != nil {
+		return nil, err
+	}
+	def, err := img.State.Marshal(ctx, llb.Platform(img.Platform))
+	if err != nil {
+		return nil, fmt.Errorf("variant %s: marshaling the graph: %w", variant, err)
+	}
+	res, err := gw.Solve(ctx, gwclient.SolveRequest{Definition: def.ToPB(), CacheImports: imports, Evaluate: true})
+	if err != nil {
+		return nil, fmt.Errorf("variant %s: %w", variant, err)
+	}
+	ref, err := res.SingleRef()
+	if err != nil {
+		return nil, fmt.Errorf("variant %s: %w", variant, err)
+	}
+	s := &Solved{Image: img}
+	if probes {
+		s.Probes, err = runProbes(ctx, gw, in, o, img, ref, imports)
+		if err != nil {
+			return s, fmt.Errorf("variant %s: probing: %w", variant, err)
+		}
+		if failed := probe.Failed(s.Probes); len(failed) > 0 {
+			return s, &ProbeError{Variant: variant, Failed: failed}
+		}
+	}
+	out := gwclient.NewResult()
+	out.SetRef(ref)
+	cfg, err := json.Marshal(img.Config)
+	if err != nil {
+		return nil, err
+	}
+	out.AddMeta(exptypes.ExporterImageConfigKey, cfg)
+	if baseCfg, err := json.Marshal(img.BaseConfig); err == nil {
+		out.AddMeta(exptypes.ExporterImageBaseConfigKey, baseCfg)
+	}
+	if o.SourceDateEpoch != nil {
+		out.AddMeta(commonexptypes.ExporterEpochKey, []byte(strconv.FormatInt(o.SourceDateEpoch.Unix(), 10)))
+	}
+	s.Result = out
+	return s, nil
+}
+
+// Spec derives what the probes check from the variant and the options.
+func Spec(img variants.Image, o variants.Options) probe.Spec {
+	v := img.Variant
+	port := img.Config.Config.ExposedPorts
+	spec := probe.Spec{
+		User:         o.User,
+		UID:          o.UID,
+		GID:          o.GID,
+		AppDir:       o.AppDir,
+		Absent:       []string{path.Join(o.AppDir, "archive"), path.Join(o.AppDir, "tests")},
+		Torch:        string(v.Torch),
+		HealthPath:   v.HealthPath,
+		HealthExpect: v.HealthExpect,
+		Tools:        v.Tools,
+		BaseEnv:      img.BaseConfig.Config.Env,
+		Labels:       []string{"org.opencontainers.image.title", "org.opencontainers.image.version", "org.opencontainers.image.description"},
+		Volumes:      v.Volumes,
+	}
+	for p := range port {
+		if n, err := strconv.Atoi(strings.TrimSuffix(p, "/tcp")); err == nil {
+			spec.Port = n
+		}
+	}
+	return spec
+}
+
+func runProbes(ctx context.Context, gw gwclient.Client, in variants.Inputs, o variants.Options, img variants.Image, ref gwclient.Reference, imports []gwclient.CacheOptionsEntry) ([]probe.Result, error) {
+	pimg := probe.Image{Ref: ref, Config: img.Config, Platform: img.Platform}
+	if len(img.Variant.RunMounts) > 0 {
+		def, err := in.Context.Marshal(ctx)
+		if err != nil {
+			return nil, err
+		}
+		cr, err := gw.Solve(ctx, gwclient.SolveRequest{Definition: def.ToPB(), CacheImports: imports, Evaluate: true})
+		if err != nil {
+			return nil, fmt.Errorf("reading the context for the run-time mounts: %w", err)
+		}
+		cref, err := cr.SingleRef()
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range img.Variant.RunMounts {
+			pimg.Mounts = append(pimg.Mounts, gwclient.Mount{
+				Dest: path.Join(o.AppDir, m), Ref: cref, Selector: "/" + m, Readonly: true, MountType: pb.MountType_BIND,
+			})
+		}
+	}
+	c, err := probe.Start(ctx, gw, pimg)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Release(context.WithoutCancel(ctx))
+	return probe.Check(ctx, c, img.Config, Spec(img, o)), nil
+}
