@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/ktrdr/ktrdr-images/internal/build"
+	"github.com/ktrdr/ktrdr-images/variants"
+	"github.com/moby/buildkit/client"
+	"github.com/spf13/cobra"
+)
+
+// defaultAddr is buildctl's default daemon address.
+const defaultAddr = "unix:///run/buildkit/buildkitd.sock"
+
+type buildFlags struct {
+	addr, tlsServerName, tlsCACert, tlsCert, tlsKey string
+	contextDir                                    string
+	variants                                      []string
+	opts                                          []string
+	platform                                      string
+	push, probe                                   bool
+	outputs, importCache, exportCache             []string
+	progress                                      string
+	report                                        string
+}
+
+func newBuildCommand() *cobra.Command {
+	var f buildFlags
+	cmd := &cobra.Command{
+		Use:   "build [--variant V]... [--push] [--opt KEY=VALUE]...",
+		Short: "Build variants on buildkitd, probe them and export each under its name",
+		Long: `Build the variants (all four by default) together on one buildkitd: one
+solve per image, run concurrently, so every vertex the images share is
+solved once, and one export per image under its own name. Each image is
+probed from the inside (gateway containers, no Docker engine) before it is
+exported; an image whose probe fails is never exported. A table of the
+images follows; --report writes it as JSON.
+
+The daemon address is --addr, else $BUILDKIT_HOST, else ` + defaultAddr + `.
+--output, --import-cache and --export-cache take buildctl's syntax; "{variant}"
+in their values becomes the variant's name and "{name}" its image name.
+
+Options (--opt KEY=VALUE, repeatable):
+` + optionsHelp(),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBuild(cmd.Context(), cmd.OutOrStdout(), f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.addr, "addr", "", "buildkitd address (default $BUILDKIT_HOST or "+defaultAddr+")")
+	fl.StringVar(&f.tlsServerName, "tlsservername", "", "buildkitd TLS server name")
+	fl.StringVar(&f.tlsCACert, "tlscacert", "", "CA certificate for the buildkitd connection")
+	fl.StringVar(&f.tlsCert, "tlscert", "", "client certificate for the buildkitd connection")
+	fl.StringVar(&f.tlsKey, "tlskey", "", "client key for the buildkitd connection")
+	fl.StringVar(&f.contextDir, "context", ".", "project directory (the build context)")
+	fl.StringArrayVar(&f.variants, "variant", nil, "variant to build (repeatable; default: all): "+strings.Join(variants.Names(), ", "))
+	fl.StringArrayVar(&f.opts, "opt", nil, "option KEY=VALUE (repeatable; see above)")
+	fl.StringVar(&f.platform, "platform", variants.DefaultPlatform, "target platform: linux/amd64 or linux/arm64")
+	fl.BoolVar(&f.push, "push", false, "push each image to its registry name (see the registry, tag and image.VARIANT options)")
+	fl.BoolVar(&f.probe, "probe", true, "probe each image from the inside before exporting it")
+	fl.StringArrayVar(&f.outputs, "output", nil, "buildctl output, e.g. type=oci,dest=out/{variant}.tar (repeatable)")
+	fl.StringArrayVar(&f.importCache, "import-cache", nil, "buildctl cache import, e.g. type=registry,ref=REG/cache:{variant} (repeatable)")
+	fl.StringArrayVar(&f.exportCache, "export-cache", nil, "buildctl cache export, e.g. type=gha,scope={variant},mode=max (repeatable)")
+	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain, tty, rawjson or quiet")
+	fl.StringVar(&f.report, "report", "", "write the report as JSON to this file")
+	return cmd
+}
+
+func newClient(ctx context.Context, f buildFlags) (*client.Client, string, error) {
+	addr := f.addr
+	if addr == "" {
+		addr = os.Getenv("BUILDKIT_HOST")
+	}
+	if addr == "" {
+		addr = defaultAddr
+	}
+	var opts []client.ClientOpt
+	if f.tlsCACert != "" || f.tlsServerName != "" {
+		opts = append(opts, client.WithServerConfig(f.tlsServerName, f.tlsCACert))
+	}
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return nil, addr, errors.New("options --tlscert and --tlskey go together")
+	}
+	if f.tlsCert != "" {
+		opts = append(opts, client.WithCredentials(f.tlsCert, f.tlsKey))
+	}
+	c, err := client.New(ctx, addr, opts...)
+	if err != nil {
+		return nil, addr, fmt.Errorf("connecting to buildkitd at %s: %w", addr, err)
+	}
+	return c, addr, nil
+}
+
+func runBuild(ctx context.Context, w io.Writer, f buildFlags) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	opts, err := parseOptions(f.platform, f.opts)
+	if err != nil {
+		return err
+	}
+	switch f.progress {
+	case "auto", "plain", "tty", "rawjson", "quiet":
+	default:
+		return fmt.Errorf("option --progress: %q: expected auto, plain, tty, rawjson or quiet", f.progress)
+	}
+	c, addr, err := newClient(ctx, f)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := c.Info(ctx); err != nil {
+		return fmt.Errorf("buildkitd at %s is not reachable (set --addr or BUILDKIT_HOST): %w", addr, err)
+	}
+	rep, runErr := build.Run(ctx, c, build.RunOptions{
+		ContextDir:  f.contextDir,
+		Variants:    f.variants,
+		Options:     opts,
+		Probe:       f.probe,
+		Push:        f.push,
+		Outputs:     f.outputs,
+		ImportCache: f.importCache,
+		ExportCache: f.exportCache,
+		Progress:    f.progress,
+		Inspect:     f.push,
+	})
+	if rep != nil {
+		writeReportTable(w, rep)
+		if f.report != "" {
+			dt, err := json.MarshalIndent(struct {
+				Images []build.ImageReport `json:"images"`
+			}{rep.Images}, "", "  ")
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(f.report, append(dt, '\n'), 0o644); err != nil {
+				return fmt.Errorf("option --report: %w", err)
+			}
+		}
+	}
+	return runErr
+}
+
+func writeReportTable(w io.Writer, rep *build.Report) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIANT\tIMAGE\tDIGEST\tCOMPRESSED\tUNCOMPRESSED\tLAYERS\tPROBES")
+	for _, r := range rep.Images {
+		ok := 0
+		for _, p := range r.Probes {
+			if p.OK {
+				ok++
+			}
+		}
+		probes := fmt.Sprintf("%d/%d ok", ok, len(r.Probes))
+		if len(r.Probes) == 0 {
+			probes = "not run"
+		}
+		digest := r.Digest
+		if len(digest) > 19 {
+			digest = digest[:19]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Variant, r.Ref, digest, size(r.CompressedBytes), size(r.UncompressedBytes), r.Layers, probes)
+	}
+	tw.Flush()
+	for _, r := range rep.Images {
+		for _, p := range r.Probes {
+			mark := "ok  "
+			if !p.OK {
+				mark = "FAIL"
+			}
+			fmt.Fprintf(w, "  %s %s %s: %s\n", mark, r.Variant, p.Name, p.Detail)
+		}
+	}
+	for n, m := range rep.Measures {
+		if m.UniqueBytes > 0 {
+			fmt.Fprintf(w, "  %s: layer content %s for %s of final files (%.3fx)\n", n, size(m.ContentBytes), size(m.UniqueBytes), float64(m.ContentBytes)/float64(m.UniqueBytes))
+		}
+	}
+	v := rep.Vertices
+	if v.Distinct > 0 {
+		fmt.Fprintf(w, "vertices: %d over %d solves, %d distinct, %d shared by several images (solved once), %d from cache\n", v.Total, len(v.PerVariant), v.Distinct, v.Shared, v.Cached)
+	}
+}
+
+func size(n int64) string {
+	switch {
+	case n == 0:
+		return "-"
+	case n >= 1e9:
+		return fmt.Sprintf("%.2f GB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	}
+	return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+}

@@ -1,0 +1,401 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/containerd/console"
+	"github.com/containerd/platforms"
+	"github.com/docker/cli/cli/config"
+	"github.com/ktrdr/ktrdr-images/internal/inspect"
+	"github.com/ktrdr/ktrdr-images/internal/probe"
+	"github.com/ktrdr/ktrdr-images/variants"
+	"github.com/moby/buildkit/client"
+	bkbuild "github.com/moby/buildkit/cmd/buildctl/build"
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	gwclient "github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/auth/authprovider"
+	"github.com/moby/buildkit/util/progress/progresswriter"
+	"github.com/tonistiigi/fsutil"
+)
+
+// RunOptions configure a build of several variants on one buildkitd.
+type RunOptions struct {
+	// ContextDir is the project directory.
+	ContextDir string
+	// Variants to build; all when empty.
+	Variants []string
+	Options  variants.Options
+	// Probe checks each image from the inside before it is exported.
+	Probe bool
+	// Push pushes each image under its name (type=image,push=true).
+	Push bool
+	// Outputs are buildctl --output values; "{variant}" in any value is
+	// replaced by the variant's name (type=oci,dest=out/{variant}.tar).
+	Outputs []string
+	// ImportCache and ExportCache are buildctl --import-cache and
+	// --export-cache values, with the same "{variant}" replacement (so
+	// type=registry,ref=r/cache:{variant} or type=gha,scope={variant}).
+	ImportCache []string
+	ExportCache []string
+	// Progress is the progress mode: auto, plain, tty, rawjson or quiet.
+	Progress string
+	// ProgressOut receives the progress display (os.Stderr by default).
+	ProgressOut console.File
+	// Inspect measures pushed images from the registry for the report.
+	Inspect bool
+}
+
+// ImageReport is one row of the report: exactly the fields of --report.
+type ImageReport struct {
+	Variant           string         `json:"variant"`
+	Ref               string         `json:"ref"`
+	Digest            string         `json:"digest"`
+	Platform          string         `json:"platform"`
+	CompressedBytes   int64          `json:"compressed_bytes"`
+	UncompressedBytes int64          `json:"uncompressed_bytes"`
+	Layers            int            `json:"layers"`
+	Probes            []probe.Result `json:"probes"`
+}
+
+// Report is what a build produced.
+type Report struct {
+	Images []ImageReport `json:"images"`
+	// Vertices measures the sharing between the concurrent solves.
+	Vertices VertexStats `json:"-"`
+	// Measures are the registry measures per variant (when inspected).
+	Measures map[string]*inspect.Image `json:"-"`
+}
+
+// VertexStats counts the vertices the solves reported.
+type VertexStats struct {
+	// Total sums each solve's vertices; Distinct counts them once.
+	Total, Distinct int
+	// Shared are distinct vertices that several solves contain; Cached
+	// are distinct vertices that completed from cache.
+	Shared, Cached int
+	// PerVariant is each solve's vertex count and how many were cached.
+	PerVariant map[string][2]int
+}
+
+type vertexSeen struct {
+	solves map[string]bool
+	cached bool
+	done   bool
+}
+
+type statsCollector struct {
+	mu sync.Mutex
+	v  map[string]*vertexSeen
+}
+
+func (s *statsCollector) add(variant string, st *client.SolveStatus) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range st.Vertexes {
+		k := v.Digest.String()
+		e := s.v[k]
+		if e == nil {
+			e = &vertexSeen{solves: map[string]bool{}}
+			s.v[k] = e
+		}
+		e.solves[variant] = true
+		if v.Cached {
+			e.cached = true
+		}
+		if v.Completed != nil {
+			e.done = true
+		}
+	}
+}
+
+func (s *statsCollector) stats() VertexStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	vs := VertexStats{Distinct: len(s.v), PerVariant: map[string][2]int{}}
+	for _, e := range s.v {
+		vs.Total += len(e.solves)
+		if len(e.solves) > 1 {
+			vs.Shared++
+		}
+		if e.cached {
+			vs.Cached++
+		}
+		for name := range e.solves {
+			c := vs.PerVariant[name]
+			c[0]++
+			if e.cached {
+				c[1]++
+			}
+			vs.PerVariant[name] = c
+		}
+	}
+	return vs
+}
+
+// VariantError is a failed variant among several.
+type VariantError struct {
+	Errors map[string]error
+}
+
+func (e *VariantError) Error() string {
+	names := make([]string, 0, len(e.Errors))
+	for n := range e.Errors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, n := range names {
+		parts = append(parts, e.Errors[n].Error())
+	}
+	return strings.Join(parts, "\n")
+}
+
+// Run builds the variants concurrently on c, one solve and one export per
+// image, so identical vertices are solved once and each image gets its own
+// name. It returns the report of the images that were built; a variant that
+// fails (a probe included) is not exported and makes the error non-nil.
+func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) {
+	names := ro.Variants
+	if len(names) == 0 {
+		names = variants.Names()
+	}
+	for _, n := range names {
+		if _, err := variants.Lookup(n); err != nil {
+			return nil, fmt.Errorf("option --variant: %w", err)
+		}
+	}
+	if err := ro.Options.Validate(); err != nil {
+		return nil, err
+	}
+	// Read and check the project once, before any solve: bad input fails
+	// here, with nothing sent to the daemon.
+	in, err := LocalInputs(ro.ContextDir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := variants.Graphs(ctx, in, ro.Options, names); err != nil {
+		return nil, err
+	}
+	ctxFS, err := fsutil.NewFS(ro.ContextDir)
+	if err != nil {
+		return nil, fmt.Errorf("build context %s: %w", ro.ContextDir, err)
+	}
+	solveOpts := map[string]client.SolveOpt{}
+	for _, n := range names {
+		so, err := solveOpt(ro, n)
+		if err != nil {
+			return nil, err
+		}
+		so.LocalMounts = map[string]fsutil.FS{ContextName: ctxFS}
+		solveOpts[n] = so
+	}
+
+	out := ro.ProgressOut
+	if out == nil {
+		out = os.Stderr
+	}
+	mode := ro.Progress
+	if mode == "" {
+		mode = "auto"
+	}
+	pw, err := progresswriter.NewPrinter(context.WithoutCancel(ctx), out, mode)
+	if err != nil {
+		return nil, fmt.Errorf("option --progress: %w", err)
+	}
+	mw := progresswriter.NewMultiWriter(pw)
+	stats := &statsCollector{v: map[string]*vertexSeen{}}
+
+	var (
+		mu      sync.Mutex
+		solved  = map[string]*Solved{}
+		resps   = map[string]*client.SolveResponse{}
+		errs    = map[string]error{}
+		wg      sync.WaitGroup
+		writers = map[string]progresswriter.Writer{}
+	)
+	for _, n := range names {
+		writers[n] = mw.WithPrefix(n, len(names) > 1)
+	}
+	for _, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ch := make(chan *client.SolveStatus)
+			w := writers[n]
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for st := range ch {
+					stats.add(n, st)
+					w.Status() <- st
+				}
+				close(w.Status())
+			}()
+			var s *Solved
+			resp, err := c.Build(ctx, solveOpts[n], "ktrdr-images", func(ctx context.Context, gw gwclient.Client) (*gwclient.Result, error) {
+				var err error
+				s, err = Solve(ctx, gw, in, ro.Options, n, ro.Probe)
+				if err != nil {
+					return nil, err
+				}
+				return s.Result, nil
+			}, ch)
+			<-done
+			mu.Lock()
+			defer mu.Unlock()
+			if s != nil {
+				solved[n] = s
+			}
+			if err != nil {
+				errs[n] = fmt.Errorf("variant %s: %w", n, unwrapProbe(err, s))
+				return
+			}
+			resps[n] = resp
+		}()
+	}
+	wg.Wait()
+	<-pw.Done()
+
+	rep := &Report{Vertices: stats.stats(), Measures: map[string]*inspect.Image{}}
+	ins := inspect.New()
+	var creds func(string) (string, string, error)
+	if ro.Inspect {
+		creds = dockerCreds()
+	}
+	for _, n := range names {
+		s := solved[n]
+		if s == nil {
+			continue
+		}
+		r := ImageReport{Variant: n, Ref: s.Image.Name, Platform: platforms.Format(s.Image.Platform), Probes: s.Probes}
+		if resp := resps[n]; resp != nil {
+			r.Digest = resp.ExporterResponse[exptypes.ExporterImageDigestKey]
+			if ro.Push && ro.Inspect {
+				m, err := ins.Inspect(ctx, inspect.NewRegistry(s.Image.Name, creds), s.Image.Platform)
+				if err != nil {
+					errs[n] = fmt.Errorf("variant %s: measuring %s in the registry: %w", n, s.Image.Name, err)
+				} else {
+					rep.Measures[n] = m
+					r.CompressedBytes, r.UncompressedBytes, r.Layers = m.Compressed, m.Uncompressed, len(m.Layers)
+					if r.Digest == "" {
+						r.Digest = m.Digest.String()
+					}
+				}
+			}
+		}
+		if r.Probes == nil {
+			r.Probes = []probe.Result{}
+		}
+		rep.Images = append(rep.Images, r)
+	}
+	if len(errs) > 0 {
+		return rep, &VariantError{Errors: errs}
+	}
+	return rep, nil
+}
+
+// unwrapProbe keeps a probe failure's message readable: the gateway wraps
+// the build function's error in its own text.
+func unwrapProbe(err error, s *Solved) error {
+	var pe *ProbeError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	if s != nil && len(probe.Failed(s.Probes)) > 0 {
+		return &ProbeError{Variant: s.Image.Variant.Name, Failed: probe.Failed(s.Probes)}
+	}
+	return err
+}
+
+// solveOpt makes the solve options of one variant: its exports, caches and
+// the registry credentials of the user's docker config.
+func solveOpt(ro RunOptions, variant string) (client.SolveOpt, error) {
+	v, _ := variants.Lookup(variant)
+	name, err := ro.Options.ImageName(v)
+	if err != nil {
+		return client.SolveOpt{}, err
+	}
+	subst := func(xs []string) []string {
+		out := make([]string, len(xs))
+		for i, x := range xs {
+			out[i] = strings.ReplaceAll(strings.ReplaceAll(x, "{variant}", variant), "{name}", name)
+		}
+		return out
+	}
+	outputs := subst(ro.Outputs)
+	for _, o := range outputs {
+		for _, field := range strings.Split(o, ",") {
+			if dest, ok := strings.CutPrefix(field, "dest="); ok && dest != "-" {
+				if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+					return client.SolveOpt{}, fmt.Errorf("option --output %s: %w", o, err)
+				}
+			}
+		}
+	}
+	if ro.Push {
+		outputs = append(outputs, "type=image,name="+name+",push=true")
+	}
+	exports, err := bkbuild.ParseOutput(outputs)
+	if err != nil {
+		return client.SolveOpt{}, fmt.Errorf("option --output: %w", err)
+	}
+	for i := range exports {
+		e := &exports[i]
+		if e.Type == client.ExporterImage || e.Type == client.ExporterOCI || e.Type == client.ExporterDocker {
+			if e.Attrs == nil {
+				e.Attrs = map[string]string{}
+			}
+			if _, ok := e.Attrs["name"]; !ok {
+				e.Attrs["name"] = name
+			}
+			if ro.Options.SourceDateEpoch != nil {
+				if _, ok := e.Attrs["rewrite-timestamp"]; !ok {
+					e.Attrs["rewrite-timestamp"] = "true"
+				}
+			}
+		}
+	}
+	imports, err := bkbuild.ParseImportCache(subst(ro.ImportCache))
+	if err != nil {
+		return client.SolveOpt{}, fmt.Errorf("option --import-cache: %w", err)
+	}
+	cexports, err := bkbuild.ParseExportCache(subst(ro.ExportCache))
+	if err != nil {
+		return client.SolveOpt{}, fmt.Errorf("option --export-cache: %w", err)
+	}
+	dockerConfig := config.LoadDefaultConfigFile(os.Stderr)
+	return client.SolveOpt{
+		Exports:      exports,
+		CacheImports: imports,
+		CacheExports: cexports,
+		Session: []session.Attachable{authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{
+			AuthConfigProvider: authprovider.LoadAuthConfig(dockerConfig),
+		})},
+	}, nil
+}
+
+// dockerCreds reads registry credentials from the user's docker config.
+func dockerCreds() func(host string) (string, string, error) {
+	cfg := config.LoadDefaultConfigFile(os.Stderr)
+	return func(host string) (string, string, error) {
+		if host == "registry-1.docker.io" {
+			host = "https://index.docker.io/v1/"
+		}
+		ac, err := cfg.GetAuthConfig(host)
+		if err != nil {
+			return "", "", err
+		}
+		if ac.IdentityToken != "" {
+			return "", ac.IdentityToken, nil
+		}
+		return ac.Username, ac.Password, nil
+	}
+}
