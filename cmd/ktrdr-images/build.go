@@ -21,14 +21,14 @@ const defaultAddr = "unix:///run/buildkit/buildkitd.sock"
 
 type buildFlags struct {
 	addr, tlsServerName, tlsCACert, tlsCert, tlsKey string
-	contextDir                                    string
-	variants                                      []string
-	opts                                          []string
-	platform                                      string
-	push, probe                                   bool
-	outputs, importCache, exportCache             []string
-	progress                                      string
-	report                                        string
+	contextDir                                      string
+	variants                                        []string
+	opts                                            []string
+	platform                                        string
+	push, probe                                     bool
+	outputs, importCache, exportCache               []string
+	progress                                        string
+	report                                          string
 }
 
 func newBuildCommand() *cobra.Command {
