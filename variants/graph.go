@@ -35,6 +35,9 @@ type Inputs struct {
 	// Resolver resolves base image configs; nil plans without a daemon
 	// (unpinned base images, the image config without the base's part).
 	Resolver llb.ImageMetaResolver
+	// Bases replace base images by reference (normalized), as a frontend's
+	// named contexts (context:python-base=docker-image://...) do.
+	Bases map[string]ourllb.Image
 }
 
 // Image is the graph of one variant's image and what it is made of.
@@ -104,6 +107,10 @@ func Graphs(ctx context.Context, in Inputs, o Options, names []string) ([]Image,
 			return ourllb.Image{}, err
 		}
 		if img, ok := bases[norm]; ok {
+			return img, nil
+		}
+		if img, ok := in.Bases[norm]; ok {
+			bases[norm] = img
 			return img, nil
 		}
 		img, err := ourllb.BaseImage(ctx, in.Resolver, norm, b)

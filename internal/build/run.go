@@ -242,7 +242,7 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 			var s *Solved
 			resp, err := c.Build(ctx, solveOpts[n], "ktrdr-images", func(ctx context.Context, gw gwclient.Client) (*gwclient.Result, error) {
 				var err error
-				s, err = Solve(ctx, gw, in, ro.Options, n, ro.Probe)
+				s, err = Solve(ctx, gw, in, ro.Options, n, SolveOptions{Probe: ro.Probe})
 				if err != nil {
 					return nil, err
 				}

@@ -54,12 +54,22 @@ func CacheImports(gw gwclient.Client) ([]gwclient.CacheOptionsEntry, error) {
 	return out, nil
 }
 
+// SolveOptions tune one solve.
+type SolveOptions struct {
+	// Probe checks the image from the inside before returning it.
+	Probe bool
+	// NoCache solves every vertex again.
+	NoCache bool
+}
+
 // Solve builds one variant on the gateway: the graph with base images
 // resolved through gw, solved and evaluated, then probed from the inside
-// when probes is true. A failed probe returns the Solved (with the results)
-// and a *ProbeError, and no result to export.
-func Solve(ctx context.Context, gw gwclient.Client, in variants.Inputs, o variants.Options, variant string, probes bool) (*Solved, error) {
-	in.Resolver = gw
+// when asked. A failed probe returns the Solved (with the results) and a
+// *ProbeError, and no result to export.
+func Solve(ctx context.Context, gw gwclient.Client, in variants.Inputs, o variants.Options, variant string, so SolveOptions) (*Solved, error) {
+	if in.Resolver == nil {
+		in.Resolver = gw
+	}
 	images, err := variants.Graphs(ctx, in, o, []string{variant})
 	if err != nil {
 		return nil, err
@@ -69,7 +79,11 @@ func Solve(ctx context.Context, gw gwclient.Client, in variants.Inputs, o varian
 	if err != nil {
 		return nil, err
 	}
-	def, err := img.State.Marshal(ctx, llb.Platform(img.Platform))
+	mopts := []llb.ConstraintsOpt{llb.Platform(img.Platform)}
+	if so.NoCache {
+		mopts = append(mopts, llb.IgnoreCache)
+	}
+	def, err := img.State.Marshal(ctx, mopts...)
 	if err != nil {
 		return nil, fmt.Errorf("variant %s: marshaling the graph: %w", variant, err)
 	}
@@ -82,7 +96,7 @@ func Solve(ctx context.Context, gw gwclient.Client, in variants.Inputs, o varian
 		return nil, fmt.Errorf("variant %s: %w", variant, err)
 	}
 	s := &Solved{Image: img}
-	if probes {
+	if so.Probe {
 		s.Probes, err = runProbes(ctx, gw, in, o, img, ref, imports)
 		if err != nil {
 			return s, fmt.Errorf("variant %s: probing: %w", variant, err)

@@ -1,0 +1,264 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/platforms"
+	ourllb "github.com/ktrdr/ktrdr-images/llb"
+	"github.com/ktrdr/ktrdr-images/python/pyproject"
+	"github.com/ktrdr/ktrdr-images/python/uvlock"
+	"github.com/ktrdr/ktrdr-images/variants"
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/frontend/dockerui"
+	gwclient "github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/moby/buildkit/frontend/subrequests/outline"
+	"github.com/moby/buildkit/frontend/subrequests/targets"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Frontend is the gateway frontend's build function (cmd/frontend): the
+// same Solve as the CLI's, with the request read through BuildKit's
+// dockerui package, as the Dockerfile frontend reads it: target (the
+// variant), build args (the options), platforms, labels, no-cache, cache
+// imports, named contexts for the base images, and the main context with
+// .dockerignore applied. It answers the frontend.targets and
+// frontend.outline subrequests.
+func Frontend(ctx context.Context, c gwclient.Client) (*gwclient.Result, error) {
+	bc, err := dockerui.NewClient(c)
+	if err != nil {
+		return nil, err
+	}
+	if res, handled, err := bc.HandleSubrequest(ctx, dockerui.RequestHandler{
+		ListTargets: listTargets,
+		Outline:     func(ctx context.Context) (*outline.Outline, error) { return describe(bc.Target) },
+	}); handled {
+		return res, err
+	}
+	v, err := variants.Lookup(bc.Target)
+	if err != nil {
+		if bc.Target == "" {
+			return nil, fmt.Errorf("no target: set the target (--target, or target= in bake) to one of %s", strings.Join(variants.Names(), ", "))
+		}
+		return nil, fmt.Errorf("target: %w", err)
+	}
+	o, probe, err := OptionsFromBuildArgs(bc.BuildArgs)
+	if err != nil {
+		return nil, err
+	}
+	for k, val := range bc.Labels {
+		o.Labels[k] = val
+	}
+	in, err := frontendInputs(ctx, bc, c)
+	if err != nil {
+		return nil, err
+	}
+	rb, err := bc.Build(ctx, func(ctx context.Context, platform *ocispecs.Platform, idx int) (*dockerui.BuildResult, error) {
+		po := o
+		if platform != nil {
+			po.Platform = platforms.Format(*platform)
+		}
+		pin := in
+		if pin.Bases, err = namedBases(ctx, bc, po, platform); err != nil {
+			return nil, err
+		}
+		s, err := Solve(ctx, c, pin, po, v.Name, SolveOptions{Probe: probe, NoCache: bc.IsNoCache("")})
+		if err != nil {
+			return nil, err
+		}
+		ref, err := s.Result.SingleRef()
+		if err != nil {
+			return nil, err
+		}
+		img, base := s.Image.Config, s.Image.BaseConfig
+		return &dockerui.BuildResult{Reference: ref, Image: &img, BaseImage: &base, Epoch: po.SourceDateEpoch}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rb.Finalize()
+}
+
+// predefinedArgs are build args clients send on their own; they are not
+// ktrdr-images options.
+var predefinedArgs = map[string]bool{
+	"http_proxy": true, "https_proxy": true, "ftp_proxy": true, "no_proxy": true, "all_proxy": true,
+}
+
+// OptionsFromBuildArgs turns build args into options: PYTHON_BASE and
+// python-base both set python-base, port.worker-cpu sets that option as
+// is; PROBE=false turns the probes off. An unknown build arg is an error
+// listing the valid ones.
+func OptionsFromBuildArgs(args map[string]string) (variants.Options, bool, error) {
+	o := variants.DefaultOptions()
+	probe := true
+	keys := make([]string, 0, len(args))
+	for k := range args {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		val := args[k]
+		lk := strings.ToLower(k)
+		if predefinedArgs[lk] || strings.HasPrefix(k, "BUILDKIT_") {
+			continue
+		}
+		key := k
+		if !strings.Contains(k, ".") {
+			key = strings.ReplaceAll(lk, "_", "-")
+		}
+		if key == "probe" {
+			b, err := strconv.ParseBool(val)
+			if err != nil {
+				return o, false, fmt.Errorf("build-arg %s=%q: expected true or false", k, val)
+			}
+			probe = b
+			continue
+		}
+		if err := o.Set(key, val); err != nil {
+			return o, false, fmt.Errorf("build-arg %s: %w", k, err)
+		}
+	}
+	return o, probe, o.Validate()
+}
+
+// namedBases loads the named contexts python-base and cuda-base, when the
+// client gave them, as replacements of those base images.
+func namedBases(ctx context.Context, bc *dockerui.Client, o variants.Options, platform *ocispecs.Platform) (map[string]ourllb.Image, error) {
+	out := map[string]ourllb.Image{}
+	for name, ref := range map[string]string{"python-base": o.PythonBase, "cuda-base": o.CUDABase} {
+		if ref == "" {
+			continue
+		}
+		nc, err := bc.NamedContext(name, dockerui.ContextOpt{Platform: platform})
+		if err != nil {
+			return nil, fmt.Errorf("named context %s: %w", name, err)
+		}
+		if nc == nil {
+			continue
+		}
+		st, img, err := nc.Load(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("named context %s: %w", name, err)
+		}
+		norm, err := ourllb.NormalizeRef("option "+name, ref)
+		if err != nil {
+			return nil, err
+		}
+		b := ourllb.Image{Ref: "context:" + name, State: *st, Resolved: img != nil}
+		if img != nil {
+			b.Config = *img
+		}
+		out[norm] = b
+	}
+	return out, nil
+}
+
+func listTargets(context.Context) (*targets.List, error) {
+	l := &targets.List{}
+	for _, v := range variants.All() {
+		l.Targets = append(l.Targets, targets.Target{Name: v.Name, Description: v.Description, Default: v.Name == variants.BackendProd})
+	}
+	return l, nil
+}
+
+func describe(target string) (*outline.Outline, error) {
+	name := target
+	desc := "ktrdr-images: KTRDR's images built from LLB, no Dockerfile"
+	if target != "" {
+		v, err := variants.Lookup(target)
+		if err != nil {
+			return nil, fmt.Errorf("target: %w", err)
+		}
+		desc = v.Description
+	}
+	out := &outline.Outline{Name: name, Description: desc}
+	def := variants.DefaultOptions()
+	defaults := map[string]string{
+		"platform": def.Platform, "python-version": def.Python, "python-base": def.PythonBase,
+		"installer": def.Installer, "uv-version": def.UVVersion, "cpu-index-url": def.CPUIndexURL,
+		"user": def.User, "app-dir": def.AppDir,
+	}
+	for _, kv := range variants.OptionKeys() {
+		out.Args = append(out.Args, outline.Arg{Name: kv[0], Description: kv[1], Value: defaults[kv[0]]})
+	}
+	out.Args = append(out.Args, outline.Arg{Name: "probe", Description: "probe the image from the inside before returning it", Value: "true"})
+	return out, nil
+}
+
+// frontendInputs reads the project from the main context: pyproject.toml
+// and uv.lock alone first (small), then the whole context for the variants'
+// copied paths.
+func frontendInputs(ctx context.Context, bc *dockerui.Client, c gwclient.Client) (variants.Inputs, error) {
+	main, err := bc.MainContext(ctx)
+	if err != nil {
+		return variants.Inputs{}, err
+	}
+	deps, err := bc.MainContext(ctx, llb.IncludePatterns([]string{pyproject.FileName, uvlock.FileName}))
+	if err != nil {
+		return variants.Inputs{}, err
+	}
+	depRef, err := solveState(ctx, c, *deps)
+	if err != nil {
+		return variants.Inputs{}, fmt.Errorf("reading the build context: %w", err)
+	}
+	read := func(name string) ([]byte, error) {
+		dt, err := depRef.ReadFile(ctx, gwclient.ReadRequest{Filename: name})
+		if err != nil {
+			return nil, fmt.Errorf("%s: not in the build context (is it excluded by .dockerignore?): %w", name, err)
+		}
+		return dt, nil
+	}
+	pdt, err := read(pyproject.FileName)
+	if err != nil {
+		return variants.Inputs{}, err
+	}
+	proj, err := pyproject.Parse(pyproject.FileName, pdt)
+	if err != nil {
+		return variants.Inputs{}, err
+	}
+	ldt, err := read(uvlock.FileName)
+	if err != nil {
+		return variants.Inputs{}, fmt.Errorf("%w; run `uv lock` and add %s to the build context", err, uvlock.FileName)
+	}
+	lock, err := uvlock.Parse(uvlock.FileName, ldt)
+	if err != nil {
+		return variants.Inputs{}, err
+	}
+	if err := uvlock.Check(proj, lock); err != nil {
+		return variants.Inputs{}, err
+	}
+	var mainRef gwclient.Reference
+	exists := func(rel string) (bool, error) {
+		if mainRef == nil {
+			if mainRef, err = solveState(ctx, c, *main); err != nil {
+				return false, err
+			}
+		}
+		_, err := mainRef.StatFile(ctx, gwclient.StatRequest{Path: rel})
+		return err == nil, nil
+	}
+	return variants.Inputs{
+		Project:     proj,
+		Lock:        lock,
+		Context:     *main,
+		DepFiles:    DepFiles(*main),
+		Exists:      exists,
+		ContextName: "(the main build context)",
+	}, nil
+}
+
+func solveState(ctx context.Context, c gwclient.Client, st llb.State) (gwclient.Reference, error) {
+	def, err := st.Marshal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.Solve(ctx, gwclient.SolveRequest{Definition: def.ToPB(), Evaluate: true})
+	if err != nil {
+		return nil, err
+	}
+	return res.SingleRef()
+}
