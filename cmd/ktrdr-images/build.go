@@ -55,11 +55,7 @@ Options (--opt KEY=VALUE, repeatable):
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.addr, "addr", "", "buildkitd address (default $BUILDKIT_HOST or "+defaultAddr+")")
-	fl.StringVar(&f.tlsServerName, "tlsservername", "", "buildkitd TLS server name")
-	fl.StringVar(&f.tlsCACert, "tlscacert", "", "CA certificate for the buildkitd connection")
-	fl.StringVar(&f.tlsCert, "tlscert", "", "client certificate for the buildkitd connection")
-	fl.StringVar(&f.tlsKey, "tlskey", "", "client key for the buildkitd connection")
+	addClientFlags(cmd, &f)
 	fl.StringVar(&f.contextDir, "context", ".", "project directory (the build context)")
 	fl.StringArrayVar(&f.variants, "variant", nil, "variant to build (repeatable; default: all): "+strings.Join(variants.Names(), ", "))
 	fl.StringArrayVar(&f.opts, "opt", nil, "option KEY=VALUE (repeatable; see above)")
@@ -72,6 +68,16 @@ Options (--opt KEY=VALUE, repeatable):
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain, tty, rawjson or quiet")
 	fl.StringVar(&f.report, "report", "", "write the report as JSON to this file")
 	return cmd
+}
+
+// addClientFlags adds buildctl's connection flags.
+func addClientFlags(cmd *cobra.Command, f *buildFlags) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.addr, "addr", "", "buildkitd address (default $BUILDKIT_HOST or "+defaultAddr+")")
+	fl.StringVar(&f.tlsServerName, "tlsservername", "", "buildkitd TLS server name")
+	fl.StringVar(&f.tlsCACert, "tlscacert", "", "CA certificate for the buildkitd connection")
+	fl.StringVar(&f.tlsCert, "tlscert", "", "client certificate for the buildkitd connection")
+	fl.StringVar(&f.tlsKey, "tlskey", "", "client key for the buildkitd connection")
 }
 
 func newClient(ctx context.Context, f buildFlags) (*client.Client, string, error) {

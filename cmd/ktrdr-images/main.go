@@ -31,6 +31,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newTargetsCommand(), newRequirementsCommand(), newPlanCommand(), newBuildCommand())
+	root.AddCommand(newTargetsCommand(), newRequirementsCommand(), newPlanCommand(), newBuildCommand(), newFrontendImageCommand())
 	return root
 }

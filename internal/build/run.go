@@ -343,7 +343,7 @@ func solveOpt(ro RunOptions, variant string) (client.SolveOpt, error) {
 	if ro.Push {
 		outputs = append(outputs, "type=image,name="+name+",push=true")
 	}
-	exports, err := bkbuild.ParseOutput(outputs)
+	exports, err := parseOutput(outputs)
 	if err != nil {
 		return client.SolveOpt{}, fmt.Errorf("option --output: %w", err)
 	}
@@ -381,6 +381,9 @@ func solveOpt(ro RunOptions, variant string) (client.SolveOpt, error) {
 		})},
 	}, nil
 }
+
+// parseOutput is buildctl's --output parser.
+var parseOutput = bkbuild.ParseOutput
 
 // dockerCreds reads registry credentials from the user's docker config.
 func dockerCreds() func(host string) (string, string, error) {

@@ -1,0 +1,57 @@
+package build
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestOptionsFromBuildArgs(t *testing.T) {
+	o, probe, err := OptionsFromBuildArgs(map[string]string{
+		"PYTHON_BASE":       "127.0.0.1:5000/library/python:3.13-slim",
+		"installer":         "pip",
+		"port.worker-cpu":   "5004",
+		"SOURCE_DATE_EPOCH": "1700000000",
+		"PROBE":             "false",
+		"HTTP_PROXY":        "http://proxy:3128",
+		"BUILDKIT_SYNTAX":   "127.0.0.1:5000/ktrdr-images/frontend",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.PythonBase != "127.0.0.1:5000/library/python:3.13-slim" || o.Installer != "pip" || o.Ports["worker-cpu"] != 5004 || o.SourceDateEpoch == nil || o.SourceDateEpoch.Unix() != 1700000000 || probe {
+		t.Errorf("options %+v probe %v", o, probe)
+	}
+	for args, want := range map[string]string{
+		"COLOUR=blue":         `build-arg COLOUR: unknown option "colour": expected one of`,
+		"UV_VERSION=latest":   "uv version",
+		"PROBE=maybe":         "expected true or false",
+		"port.worker-tpu=1":   "worker-tpu",
+		"PLATFORM=linux/s390": "option platform",
+	} {
+		k, v, _ := strings.Cut(args, "=")
+		_, _, err := OptionsFromBuildArgs(map[string]string{k: v})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want %q", args, err, want)
+		}
+	}
+}
+
+func TestSubrequestAnswers(t *testing.T) {
+	l, err := listTargets(context.Background())
+	if err != nil || len(l.Targets) != 4 {
+		t.Fatalf("targets %+v %v", l, err)
+	}
+	for _, tg := range l.Targets {
+		if tg.Description == "" {
+			t.Errorf("target %s has no description", tg.Name)
+		}
+	}
+	o, err := describe("worker-cpu")
+	if err != nil || !strings.Contains(o.Description, "CPU") || len(o.Args) < 10 {
+		t.Errorf("outline %+v %v", o, err)
+	}
+	if _, err := describe("worker-tpu"); err == nil {
+		t.Error("outline of an unknown target accepted")
+	}
+}
