@@ -103,7 +103,9 @@ func OptionsFromBuildArgs(args map[string]string) (variants.Options, bool, error
 	for _, k := range keys {
 		val := args[k]
 		lk := strings.ToLower(k)
-		if predefinedArgs[lk] || strings.HasPrefix(k, "BUILDKIT_") {
+		// Clients' own args, and empty values (an unset bake variable)
+		// leave the option at its default.
+		if predefinedArgs[lk] || strings.HasPrefix(k, "BUILDKIT_") || val == "" {
 			continue
 		}
 		key := k
