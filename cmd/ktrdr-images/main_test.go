@@ -222,3 +222,20 @@ func TestPlan(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildWithoutDaemon(t *testing.T) {
+	sock := "unix://" + filepath.Join(t.TempDir(), "nothing.sock")
+	_, stderr, code := run(t, "build", "--context", example, "--addr", sock)
+	if code == 0 || !strings.Contains(stderr, "not reachable") || !strings.Contains(stderr, sock) {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	// Bad input is refused before any daemon is contacted.
+	_, stderr, code = run(t, "build", "--context", example, "--addr", sock, "--opt", "installer=poetry")
+	if code == 0 || !strings.Contains(stderr, "option installer") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	_, stderr, code = run(t, "build", "--context", example, "--addr", sock, "--progress", "fancy")
+	if code == 0 || !strings.Contains(stderr, "--progress") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}

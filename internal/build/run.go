@@ -83,9 +83,12 @@ type VertexStats struct {
 	Shared, Cached int
 	// PerVariant is each solve's vertex count and how many were cached.
 	PerVariant map[string][2]int
+	// Ran names the vertices that ran (completed, not from cache), sorted.
+	Ran []string
 }
 
 type vertexSeen struct {
+	name   string
 	solves map[string]bool
 	cached bool
 	done   bool
@@ -107,6 +110,9 @@ func (s *statsCollector) add(variant string, st *client.SolveStatus) {
 			s.v[k] = e
 		}
 		e.solves[variant] = true
+		if v.Name != "" {
+			e.name = v.Name
+		}
 		if v.Cached {
 			e.cached = true
 		}
@@ -127,6 +133,8 @@ func (s *statsCollector) stats() VertexStats {
 		}
 		if e.cached {
 			vs.Cached++
+		} else if e.done {
+			vs.Ran = append(vs.Ran, e.name)
 		}
 		for name := range e.solves {
 			c := vs.PerVariant[name]
@@ -137,6 +145,7 @@ func (s *statsCollector) stats() VertexStats {
 			vs.PerVariant[name] = c
 		}
 	}
+	sort.Strings(vs.Ran)
 	return vs
 }
 

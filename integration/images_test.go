@@ -1,0 +1,294 @@
+// Package integration holds the tests that build KTRDR's four images for
+// real, on the offline world (integration/world): buildkitd with runc, a
+// registry on 127.0.0.1, Debian-made base images and a local package index.
+// They probe the images from the inside and read what the registry stores.
+// Under -short they skip.
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ktrdr/ktrdr-images/integration/world"
+	"github.com/ktrdr/ktrdr-images/internal/build"
+	"github.com/ktrdr/ktrdr-images/internal/inspect"
+	"github.com/ktrdr/ktrdr-images/variants"
+	"github.com/moby/buildkit/client"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+func TestMain(m *testing.M) { os.Exit(world.Main(m)) }
+
+var example = filepath.Join("..", "examples", "ktrdr")
+
+// offline are the options that point the build at the offline world: its
+// base images, its index, pip (uv cannot be had here), worker-gpu on the
+// CUDA base.
+func offline(w *world.World, namespace string) variants.Options {
+	o := variants.DefaultOptions()
+	o.PythonBase = w.PythonBase
+	o.CUDABase = w.CUDABase
+	o.Installer = "pip"
+	o.IndexURL = w.IndexURL
+	o.CPUIndexURL = w.CPUIndexURL
+	o.CUDAIndexURL = w.CUDAIndexURL
+	o.Registry = w.Registry + "/" + namespace
+	return o
+}
+
+type buildArgs struct {
+	dir      string
+	variants []string
+	opts     variants.Options
+	probe    bool
+	push     bool
+}
+
+func runBuild(t *testing.T, w *world.World, a buildArgs) (*build.Report, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	c, err := w.Client(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	logPath := filepath.Join(t.TempDir(), "progress.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	start := time.Now()
+	rep, err := build.Run(ctx, c, build.RunOptions{
+		ContextDir: a.dir, Variants: a.variants, Options: a.opts,
+		Probe: a.probe, Push: a.push, Inspect: a.push,
+		Progress: "plain", ProgressOut: logf,
+	})
+	t.Logf("build of %v took %s", a.variants, time.Since(start).Round(time.Second))
+	if err != nil {
+		if dt, rerr := os.ReadFile(logPath); rerr == nil {
+			lines := strings.Split(strings.TrimSpace(string(dt)), "\n")
+			if len(lines) > 40 {
+				lines = lines[len(lines)-40:]
+			}
+			t.Logf("last progress lines:\n%s", strings.Join(lines, "\n"))
+		}
+	}
+	return rep, err
+}
+
+func copyExample(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "ktrdr")
+	if out, err := exec.Command("cp", "-a", example, dir).CombinedOutput(); err != nil {
+		t.Fatalf("copying the example: %v: %s", err, out)
+	}
+	return dir
+}
+
+func appendLine(t *testing.T, file, line string) {
+	t.Helper()
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := fmt.Fprintln(f, line); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFourImages is the milestone: all four images in one invocation,
+// every probe passing, the shared layers one blob in the registry, and no
+// layer content written twice.
+func TestFourImages(t *testing.T) {
+	w := world.ForTest(t)
+	o := offline(w, "itest")
+	rep, err := runBuild(t, w, buildArgs{dir: example, opts: o, probe: true, push: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Images) != 4 {
+		t.Fatalf("%d images reported", len(rep.Images))
+	}
+	for _, img := range rep.Images {
+		t.Logf("%-13s %s %s compressed %d uncompressed %d layers %d", img.Variant, img.Ref, img.Digest, img.CompressedBytes, img.UncompressedBytes, img.Layers)
+		if img.Digest == "" || img.CompressedBytes == 0 || img.Layers == 0 {
+			t.Errorf("%s: incomplete report %+v", img.Variant, img)
+		}
+		if len(img.Probes) < 5 {
+			t.Errorf("%s: only %d probes ran", img.Variant, len(img.Probes))
+		}
+		for _, p := range img.Probes {
+			t.Logf("  %-5v %s: %s", p.OK, p.Name, p.Detail)
+			if !p.OK {
+				t.Errorf("%s: probe %s failed: %s", img.Variant, p.Name, p.Detail)
+			}
+		}
+		m := rep.Measures[img.Variant]
+		if m == nil {
+			t.Fatalf("%s: not measured", img.Variant)
+		}
+		ratio := float64(m.ContentBytes) / float64(m.UniqueBytes)
+		t.Logf("  layer content %d bytes for %d bytes of final files: %.3fx", m.ContentBytes, m.UniqueBytes, ratio)
+		if ratio > 1.05 {
+			t.Errorf("%s: layers hold %.3fx the final files' bytes (> 1.05: something is written twice)", img.Variant, ratio)
+		}
+	}
+	v := rep.Vertices
+	t.Logf("vertices: %d over the solves, %d distinct, %d shared", v.Total, v.Distinct, v.Shared)
+	if v.Shared == 0 || v.Distinct >= v.Total {
+		t.Errorf("the concurrent solves share no vertex: %+v", v)
+	}
+
+	// The layers of backend-prod's environment are the same blobs in the
+	// three CPU-side images, and the ml-cpu layer in worker-cpu and
+	// backend-dev.
+	layers := func(name string) []string {
+		var out []string
+		for _, l := range rep.Measures[name].Layers {
+			out = append(out, l.Digest.String())
+		}
+		return out
+	}
+	prod, cpu, dev := layers("backend-prod"), layers("worker-cpu"), layers("backend-dev")
+	base, err := inspect.New().Inspect(context.Background(), inspect.NewRegistry(w.PythonBase, nil), ocispecs.Platform{OS: "linux", Architecture: "amd64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := len(base.Layers)
+	// On the base: user, runtime packages, venv, env deps, then ml-cpu.
+	for i := b; i < b+4; i++ {
+		if prod[i] != cpu[i] || prod[i] != dev[i] {
+			t.Errorf("layer %d differs between backend-prod, worker-cpu and backend-dev: %s %s %s", i, prod[i], cpu[i], dev[i])
+		}
+	}
+	if cpu[b+4] != dev[b+4] {
+		t.Errorf("the ml-cpu layer differs between worker-cpu and backend-dev: %s %s", cpu[b+4], dev[b+4])
+	}
+	if slices.Contains(prod, cpu[b+4]) {
+		t.Errorf("backend-prod contains the ml layer")
+	}
+}
+
+// TestRebuilds: with no change every step comes from the cache; after a
+// one-line change in the app's code only the project layers run again.
+func TestRebuilds(t *testing.T) {
+	w := world.ForTest(t)
+	dir := copyExample(t)
+	o := offline(w, "itest-rebuild")
+	names := []string{"backend-prod", "worker-cpu"}
+	if _, err := runBuild(t, w, buildArgs{dir: dir, variants: names, opts: o, push: true}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := runBuild(t, w, buildArgs{dir: dir, variants: names, opts: o, push: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range rep.Vertices.Ran {
+		if strings.HasPrefix(name, "[builder]") || strings.HasPrefix(name, "[runtime]") || strings.HasPrefix(name, "[layer]") {
+			t.Errorf("no-change rebuild ran %q", name)
+		}
+	}
+	appendLine(t, filepath.Join(dir, "ktrdr", "api", "main.py"), "# a one-line change")
+	rep, err = runBuild(t, w, buildArgs{dir: dir, variants: names, opts: o, push: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after a code change, ran: %q", rep.Vertices.Ran)
+	project := false
+	for _, name := range rep.Vertices.Ran {
+		switch {
+		case strings.Contains(name, "install layer"), strings.Contains(name, "apt-get"), strings.Contains(name, "create venv"), strings.HasPrefix(name, "[layer] env"):
+			t.Errorf("a code change rebuilt a dependency step: %q", name)
+		case strings.Contains(name, "install the project"):
+			project = true
+		}
+	}
+	if !project {
+		t.Error("a code change did not reinstall the project")
+	}
+}
+
+// TestFaults: a probe that fails keeps the image out of the registry; a
+// registry that refuses the push is an error naming it.
+func TestFaults(t *testing.T) {
+	w := world.ForTest(t)
+	dir := copyExample(t)
+	main := filepath.Join(dir, "ktrdr", "api", "main.py")
+	dt, err := os.ReadFile(main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := strings.Replace(string(dt), `"ok"`, `"broken"`, 1)
+	if broken == string(dt) {
+		t.Fatalf("%s has no \"ok\" to break", main)
+	}
+	if err := os.WriteFile(main, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := offline(w, "itest-broken")
+	_, err = runBuild(t, w, buildArgs{dir: dir, variants: []string{"backend-prod"}, opts: o, probe: true, push: true})
+	var pe *build.ProbeError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "/api/v1/health") {
+		t.Fatalf("a broken health endpoint gave %v, want a probe error", err)
+	}
+	name, _ := o.ImageName(mustVariant(t, "backend-prod"))
+	if _, _, err := inspect.NewRegistry(name, nil).Manifest(context.Background(), ocispecs.Platform{OS: "linux", Architecture: "amd64"}); err == nil {
+		t.Errorf("%s exists in the registry after its probe failed", name)
+	}
+
+	o = offline(w, "x")
+	o.Registry = "127.0.0.1:5999/nowhere"
+	_, err = runBuild(t, w, buildArgs{dir: example, variants: []string{"backend-prod"}, opts: o, push: true})
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:5999") {
+		t.Errorf("a push to a closed registry gave %v", err)
+	}
+}
+
+// TestReproducible: with SOURCE_DATE_EPOCH, two builds from an empty
+// BuildKit cache give the same manifest digest.
+func TestReproducible(t *testing.T) {
+	w := world.ForTest(t)
+	var digests []string
+	for i := range 2 {
+		ctx := context.Background()
+		c, err := w.Client(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Prune(ctx, nil, client.PruneAll); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		o := offline(w, fmt.Sprintf("itest-repro%d", i))
+		if err := o.Set("source-date-epoch", "1700000000"); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := runBuild(t, w, buildArgs{dir: example, variants: []string{"backend-prod"}, opts: o, push: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, rep.Images[0].Digest)
+	}
+	if digests[0] != digests[1] {
+		t.Errorf("backend-prod from an empty cache, twice: %s and %s", digests[0], digests[1])
+	}
+}
+
+func mustVariant(t *testing.T, name string) variants.Variant {
+	v, err := variants.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
