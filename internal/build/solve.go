@@ -140,6 +140,9 @@ func Spec(img variants.Image, o variants.Options) probe.Spec {
 		Labels:       []string{"org.opencontainers.image.title", "org.opencontainers.image.version", "org.opencontainers.image.description"},
 		Volumes:      v.Volumes,
 	}
+	for _, m := range v.RunMounts {
+		spec.Mounted = append(spec.Mounted, path.Join(o.AppDir, m))
+	}
 	for p := range port {
 		if n, err := strconv.Atoi(strings.TrimSuffix(p, "/tcp")); err == nil {
 			spec.Port = n

@@ -18,8 +18,10 @@ type Spec struct {
 	// User, UID and GID are the account the image must run as.
 	User     string
 	UID, GID int
-	// AppDir must belong to User entirely.
-	AppDir string
+	// AppDir must belong to User entirely, except Mounted: paths mounted
+	// at run time (the dev image's code), which are not part of the image.
+	AppDir  string
+	Mounted []string
 	// Absent are paths that must not exist (context directories that
 	// .dockerignore keeps out: archive/, tests/).
 	Absent []string
@@ -141,7 +143,11 @@ func checkUser(ctx context.Context, c *Container, cfg dockerspec.DockerOCIImage,
 }
 
 func checkOwnership(ctx context.Context, c *Container, spec Spec) Result {
-	script := fmt.Sprintf(`n=$(find %s -xdev \( ! -user %d -o ! -group %d \) -print | head -5); test -z "$n" || { echo "$n"; exit 1; }; find %s -xdev | wc -l`, spec.AppDir, spec.UID, spec.GID, spec.AppDir)
+	prune := ""
+	for _, m := range spec.Mounted {
+		prune += fmt.Sprintf(`-path %s -prune -o `, m)
+	}
+	script := fmt.Sprintf(`n=$(find %s -xdev %s\( ! -user %d -o ! -group %d \) -print | head -5); test -z "$n" || { echo "$n"; exit 1; }; find %s -xdev %s-print | wc -l`, spec.AppDir, prune, spec.UID, spec.GID, spec.AppDir, prune)
 	r := c.Run(ctx, "0:0", "/bin/sh", "-c", script)
 	if r.Err != nil {
 		return result("ownership", fmt.Errorf("files under %s not owned by %s: %s %s", spec.AppDir, spec.User, strings.TrimSpace(r.Stdout), tail(r.Stderr, 200)), "")
