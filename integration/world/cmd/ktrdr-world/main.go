@@ -1,0 +1,129 @@
+// Command ktrdr-world brings the offline world of ktrdr-images up by hand
+// and leaves it running: buildkitd, the registry on 127.0.0.1:5000 with the
+// two Debian-made base images, and the package index on 127.0.0.1:3141.
+//
+//	go run ./integration/world/cmd/ktrdr-world up      # set up what is missing, start what is stopped
+//	go run ./integration/world/cmd/ktrdr-world env     # the same, then print shell exports only
+//	go run ./integration/world/cmd/ktrdr-world down    # stop the services
+//
+// The cache directory is $KTRDR_IMAGES_CACHE (default /var/cache/ktrdr-images)
+// or --cache. `serve-index` is the index server the world starts itself.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/ktrdr/ktrdr-images/integration/world"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "ktrdr-world:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: ktrdr-world [--cache DIR] up|env|down
+       ktrdr-world serve-index --addr ADDR --dir DIR
+
+  up      bring the offline world up (idempotent) and leave it running;
+          print what it is and how to point buildctl and pip at it
+  env     like up, but print only shell exports (eval "$(ktrdr-world env)")
+  down    stop buildkitd, the registry and the index server
+`
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ktrdr-world", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	cache := fs.String("cache", "", "cache directory (default $"+world.CacheEnv+", else "+world.DefaultCacheDir+")")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() < 1 {
+		fs.Usage()
+		return fmt.Errorf("no command")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	opts := world.Options{CacheDir: *cache, Log: stderr}
+	switch cmd := fs.Arg(0); cmd {
+	case "up", "env":
+		w, err := world.Up(ctx, opts)
+		if err != nil {
+			return err
+		}
+		// Leave everything running: no Close.
+		if cmd == "env" {
+			printEnv(stdout, w)
+		} else {
+			printWorld(stdout, w)
+		}
+		return nil
+	case "down":
+		return world.Down(opts)
+	case "serve-index":
+		sf := flag.NewFlagSet("serve-index", flag.ContinueOnError)
+		sf.SetOutput(stderr)
+		addr := sf.String("addr", world.IndexAddr, "listen address")
+		dir := sf.String("dir", "", "index directory")
+		if err := sf.Parse(fs.Args()[1:]); err != nil {
+			return err
+		}
+		if *dir == "" {
+			return fmt.Errorf("serve-index: --dir is required")
+		}
+		return world.ServeIndex(ctx, *addr, *dir)
+	default:
+		fs.Usage()
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+func printEnv(w io.Writer, wd *world.World) {
+	fmt.Fprintf(w, "export BUILDKIT_HOST=%s\n", wd.BuildkitAddr)
+	fmt.Fprintf(w, "export KTRDR_IMAGES_CACHE=%s\n", wd.CacheDir)
+	fmt.Fprintf(w, "export PIP_INDEX_URL=%s\n", wd.IndexURL)
+	fmt.Fprintf(w, "export PATH=%s/bin:$PATH\n", wd.CacheDir)
+}
+
+func printWorld(w io.Writer, wd *world.World) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "The offline world is up.")
+	fmt.Fprintln(tw)
+	fmt.Fprintf(tw, "buildkitd\t%s\t(%s)\n", wd.BuildkitAddr, wd.BuildkitdBin)
+	fmt.Fprintf(tw, "registry\thttp://%s\n", wd.Registry)
+	for _, b := range wd.Bases {
+		fmt.Fprintf(tw, "base image\t%s\t%s, %d layer(s), %.1f MB compressed, %d Debian packages, python %s\n", b.Ref, b.Digest, b.Layers, float64(b.Size)/1e6, b.Packages, b.Python)
+	}
+	var size int64
+	for _, wh := range wd.Wheels {
+		size += wh.Size
+	}
+	fmt.Fprintf(tw, "index\t%s\t(PyPI stand-in; %d wheels, %.1f MB in all)\n", wd.IndexURL, len(wd.Wheels), float64(size)/1e6)
+	fmt.Fprintf(tw, "CPU torch\t%s\t(download.pytorch.org/whl/cpu stand-in)\n", wd.CPUIndexURL)
+	fmt.Fprintf(tw, "CUDA torch\t%s\t(download.pytorch.org/whl/cu124 stand-in)\n", wd.CUDAIndexURL)
+	fmt.Fprintf(tw, "cache\t%s\t(logs in %s/logs)\n", wd.CacheDir, wd.CacheDir)
+	tw.Flush()
+	fmt.Fprintf(w, `
+Point buildctl at it:
+  export BUILDKIT_HOST=%[1]s
+  %[2]s debug workers
+  %[2]s build --frontend gateway.v0 --opt source=IMAGE --local context=. \
+      --output type=image,name=%[3]s/ktrdr/NAME:TAG,push=true
+
+Point pip at it (on the host, or in a RUN step: buildkitd's steps share the host network):
+  pip install --index-url %[4]s fastapi
+  pip install --index-url %[4]s --extra-index-url %[5]s torch==2.6.0      # CPU: 2.6.0+cpu
+  pip install --index-url %[4]s --extra-index-url %[6]s torch==2.6.0  # CUDA: 2.6.0+cu124
+
+Stop it with: go run ./integration/world/cmd/ktrdr-world down
+`, wd.BuildkitAddr, wd.BuildctlBin, wd.Registry, wd.IndexURL, wd.CPUIndexURL, wd.CUDAIndexURL)
+}

@@ -1,0 +1,185 @@
+package world
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/moby/buildkit/client"
+)
+
+// Fixed endpoints of the world. The registry address is part of the base
+// image names, so it is not configurable.
+const (
+	RegistryAddr = "127.0.0.1:5000"
+	// IndexAddr is where the package index is served (3141 is devpi's port,
+	// a PyPI stand-in's usual home).
+	IndexAddr = "127.0.0.1:3141"
+)
+
+func buildkitdService(l layout) (*service, error) {
+	conf := l.path("buildkitd", "buildkitd.toml")
+	text := fmt.Sprintf(`# Written by ktrdr-images' integration/world; rewritten on every start.
+root = %q
+insecure-entitlements = ["network.host"]
+
+[log]
+  format = "text"
+
+[grpc]
+  address = ["unix://%s"]
+
+[worker.oci]
+  enabled = true
+  snapshotter = "overlayfs"
+  binary = "runc"
+  gc = true
+  # The world's wheelhouse and CUDA layers are large: keep them cached.
+  reservedSpace = "20GB"
+  maxUsedSpace = "60GB"
+
+[worker.containerd]
+  enabled = false
+
+[registry.%q]
+  http = true
+  insecure = true
+`, l.path("buildkitd", "root"), l.socket(), RegistryAddr)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		return nil, err
+	}
+	sock := l.socket()
+	return &service{
+		name:     "buildkitd",
+		argv:     []string{l.bin("buildkitd"), "--config", conf},
+		env:      baseEnv(),
+		marker:   conf,
+		endpoint: sock,
+		inUse:    unixInUse(sock),
+		healthy: func(ctx context.Context) error {
+			c, err := client.New(ctx, "unix://"+sock)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ws, err := c.ListWorkers(ctx)
+			if err != nil {
+				return err
+			}
+			if len(ws) == 0 {
+				return fmt.Errorf("buildkitd has no worker")
+			}
+			return nil
+		},
+		cleanup: func() { os.Remove(sock) },
+	}, nil
+}
+
+func registryService(l layout) (*service, error) {
+	conf := l.path("registry", "config.yml")
+	text := fmt.Sprintf(`# Written by ktrdr-images' integration/world; rewritten on every start.
+version: 0.1
+log:
+  level: info
+  formatter: text
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: %s
+`, l.path("registry", "data"), RegistryAddr)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		return nil, err
+	}
+	return &service{
+		name:     "registry",
+		argv:     []string{l.bin("registry"), "serve", conf},
+		env:      baseEnv("OTEL_TRACES_EXPORTER=none", "OTEL_SDK_DISABLED=true"),
+		marker:   conf,
+		endpoint: RegistryAddr,
+		inUse:    tcpInUse(RegistryAddr),
+		healthy: func(ctx context.Context) error {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+RegistryAddr+"/v2/", nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Docker-Distribution-Api-Version"), "registry/2") {
+				return fmt.Errorf("GET /v2/ answered %s without the registry/2.0 header", resp.Status)
+			}
+			return nil
+		},
+	}, nil
+}
+
+// indexHealthPath answers with indexHealthPrefix and the served directory.
+const (
+	indexHealthPath   = "/-/ktrdr-world"
+	indexHealthPrefix = "ktrdr-world index server: "
+)
+
+func indexService(l layout) *service {
+	dir := l.path("index", "current")
+	return &service{
+		name:     "index",
+		argv:     []string{l.bin("ktrdr-world"), "serve-index", "--addr", IndexAddr, "--dir", dir},
+		env:      baseEnv(),
+		marker:   dir,
+		endpoint: IndexAddr,
+		inUse:    tcpInUse(IndexAddr),
+		healthy: func(ctx context.Context) error {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+IndexAddr+indexHealthPath, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(b)) != indexHealthPrefix+dir {
+				return fmt.Errorf("%s answered %s %q, not the index server of %s", IndexAddr, resp.Status, b, dir)
+			}
+			return nil
+		},
+	}
+}
+
+// ServeIndex serves a package index directory (PEP 503 pages and wheels, as
+// Up writes them) over HTTP until ctx is done. The command
+// `ktrdr-world serve-index` runs it, so that the index outlives the process
+// that brought the world up.
+func ServeIndex(ctx context.Context, addr, dir string) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc(indexHealthPath, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, indexHealthPrefix+dir)
+	})
+	files := http.FileServer(http.Dir(dir))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, ".whl") {
+			w.Header().Set("Content-Type", "application/octet-stream")
+		}
+		files.ServeHTTP(w, r)
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("index server: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+		return fmt.Errorf("index server: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Check the repacked wheels in a bare base image with no network.
+
+  check.py cpu  --wheels DIR --report FILE
+      install every wheel of the default and CPU indexes with pip (no index,
+      no dependencies) into a venv of the bare python base, run `pip check`,
+      import every top-level module, and check torch is the CPU build.
+
+  check.py cuda --wheels DIR --deps DIR --report FILE
+      install the CUDA torch wheel and its dependencies into a venv of the
+      bare CUDA base. It cannot be imported here (cuDNN is not in Debian and
+      there is no driver), so check its files instead: torch/version.py
+      names a CUDA version, libtorch_cuda.so is there, and every library any
+      of its ELF files needs resolves inside the image except cuDNN and the
+      driver's libcuda.so.1.
+"""
+
+import argparse
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+
+VENV = "/tmp/venv"
+PY = VENV + "/bin/python"
+ALLOWED_MISSING = re.compile(r"^(libcudnn.*|libcuda\.so\.1)$")
+
+
+def sh(*cmd):
+    env = {"PATH": VENV + "/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp",
+           "PIP_NO_CACHE_DIR": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    return p.returncode, p.stdout + p.stderr
+
+
+def manifests(wheels, flavour):
+    out = []
+    for p in sorted(glob.glob(os.path.join(wheels, "manifests", "*.json"))):
+        m = json.load(open(p))
+        if m["flavour"] == flavour:
+            out.append(m)
+    return out
+
+
+def venv(report, files):
+    rc, out = sh("python3", "-m", "venv", VENV)
+    if rc:
+        report.append("venv: " + out)
+        return False
+    rc, out = sh(PY, "-m", "pip", "install", "--no-index", "--no-deps", *files)
+    report.append("$ pip install --no-index --no-deps (%d wheels)\n%s" % (len(files), out.strip()[-3000:]))
+    return rc == 0
+
+
+def check_cpu(args, report):
+    ms = [m for m in manifests(args.wheels, "cpu")]
+    files = [os.path.join(args.wheels, m["file"]) for m in ms]
+    if not venv(report, files):
+        return False
+    ok = True
+    rc, out = sh(PY, "-m", "pip", "check")
+    report.append("$ pip check\n" + out.strip())
+    ok &= rc == 0
+    names = sorted({i for m in ms for i in m["imports"]})
+    code = (
+        "import importlib, json, sys\n"
+        "bad = {}\n"
+        "for n in %r:\n"
+        "    try:\n"
+        "        importlib.import_module(n)\n"
+        "    except Exception as e:\n"
+        "        bad[n] = '%%s: %%s' %% (type(e).__name__, e)\n"
+        "import torch\n"
+        "print(json.dumps({'failed': bad, 'torch': torch.__version__, 'cuda': torch.version.cuda,\n"
+        "    'matmul': float(torch.ones(2, 2).matmul(torch.ones(2, 2)).sum())}))\n" % names
+    )
+    rc, out = sh(PY, "-c", code)
+    report.append("$ import %d modules: %s\n%s" % (len(names), " ".join(names), out.strip()))
+    if rc != 0:
+        return False
+    res = json.loads(out.strip().splitlines()[-1])
+    if res["failed"]:
+        report.append("FAILED imports: %s" % res["failed"])
+        ok = False
+    if res["cuda"] is not None or not res["torch"].endswith("+cpu") or res["matmul"] != 8.0:
+        report.append("FAILED: torch is not a working CPU build: %s" % res)
+        ok = False
+    return ok
+
+
+def check_cuda(args, report):
+    ms = manifests(args.wheels, "cuda")
+    if len(ms) != 1:
+        report.append("FAILED: expected one CUDA wheel, found %d" % len(ms))
+        return False
+    deps = {"filelock", "typing-extensions", "setuptools", "sympy", "mpmath", "networkx", "jinja2",
+            "markupsafe", "fsspec", "numpy"}
+    files = [os.path.join(args.wheels, ms[0]["file"])]
+    files += [os.path.join(args.deps, m["file"]) for m in manifests(args.deps, "cpu") if m["name"] in deps]
+    if not venv(report, files):
+        return False
+    site = glob.glob(VENV + "/lib/python3*/site-packages")[0]
+    ok = True
+    version_py = open(os.path.join(site, "torch", "version.py")).read()
+    m = re.search(r"^cuda(?::\s*\S+)?\s*=\s*['\"]([^'\"]+)['\"]", version_py, re.M)
+    report.append("torch/version.py:\n" + version_py.strip())
+    if not m:
+        report.append("FAILED: torch/version.py names no CUDA version")
+        ok = False
+    elif args.cuda_version and not m.group(1).startswith(args.cuda_version):
+        report.append("FAILED: torch/version.py names CUDA %s, expected %s" % (m.group(1), args.cuda_version))
+        ok = False
+    libcuda = glob.glob(os.path.join(site, "torch", "lib", "libtorch_cuda.so*"))
+    report.append("libtorch_cuda.so: %s" % (libcuda or "MISSING"))
+    ok &= bool(libcuda)
+    elfs = []
+    for root, _, names in os.walk(site):
+        for n in names:
+            p = os.path.join(root, n)
+            if (n.endswith(".so") or ".so." in n) and open(p, "rb").read(4) == b"\x7fELF":
+                elfs.append(p)
+    missing = {}
+    for p in elfs:
+        _, out = sh("ldd", p)
+        for line in out.splitlines():
+            mm = re.match(r"^\s*(\S+) => not found", line)
+            if mm and not ALLOWED_MISSING.match(mm.group(1)):
+                missing.setdefault(mm.group(1), []).append(os.path.relpath(p, site))
+    report.append("ldd over %d ELF files: unresolved other than cuDNN and libcuda.so.1: %s" % (len(elfs), missing or "none"))
+    ok &= not missing
+    return ok
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("flavour", choices=["cpu", "cuda"])
+    p.add_argument("--wheels", required=True)
+    p.add_argument("--deps")
+    p.add_argument("--cuda-version", default="")
+    p.add_argument("--report", required=True)
+    args = p.parse_args()
+    report = []
+    ok = check_cpu(args, report) if args.flavour == "cpu" else check_cuda(args, report)
+    report.append("RESULT: %s" % ("ok" if ok else "FAILED"))
+    text = "\n\n".join(report) + "\n"
+    os.makedirs(os.path.dirname(args.report), exist_ok=True)
+    open(args.report, "w").write(text)
+    print(text)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

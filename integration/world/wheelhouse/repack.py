@@ -1,0 +1,445 @@
+#!/usr/bin/env python3
+"""Repack installed Debian packages as wheels (ktrdr-images integration/world).
+
+Runs inside BuildKit steps of the wheelhouse graph (wheelhouse.go):
+
+  repack.py build --spec SPEC --flavour cpu|cuda --base /base --out /out
+      for every wheel of the spec with that flavour, take the files the
+      Debian packages installed under /usr/lib/python3/dist-packages, write
+      a dist-info with the spec's version (Debian's metadata otherwise), copy
+      every shared library the extension modules need that the bare base
+      image (mounted at /base) lacks into NAME.libs/ with an $ORIGIN rpath,
+      and write a deterministic wheel to /out/INDEX/PROJECT/.
+
+The spec is JSON: {"sde": EPOCH, "python_tag": "cp313", "wheels": [{"name",
+"version", "debs": [...], "index": "simple"|"whl/cpu"|"whl/cu124",
+"flavour": "cpu"|"cuda", "libs_dir": DIR, "drop_requires": [...]}]}.
+Bundled libraries go to NAME.libs/ (auditwheel's layout) or to libs_dir
+(torch/lib, where PyPI's torch keeps its libraries).
+"""
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+
+DIST = "/usr/lib/python3/dist-packages/"
+ALLOWED_MISSING = {
+    # Not obtainable here: cuDNN is not in Debian's archive, libcuda.so.1
+    # comes from the host's NVIDIA driver at run time.
+    "cuda": re.compile(r"^(libcudnn.*|libcuda\.so\.1)$"),
+}
+
+
+def log(*args):
+    print("repack:", *args, flush=True)
+
+
+def fail(msg):
+    print("repack: ERROR:", msg, file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def run(*cmd, check=True):
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if check and p.returncode != 0:
+        fail("%s: exit %d: %s" % (" ".join(cmd), p.returncode, p.stderr.strip()))
+    return p.stdout
+
+
+def norm(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def under(name):
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def release(version):
+    m = re.match(r"\d+(\.\d+)*", version)
+    return m.group(0) if m else version
+
+
+# ---------------------------------------------------------------- metadata
+
+def parse_headers(text):
+    """Split RFC 822 style metadata into [(key, value)] and the body."""
+    head, sep, body = text.partition("\n\n")
+    items = []
+    for line in head.split("\n"):
+        if line[:1] in (" ", "\t") and items:
+            items[-1][1] += "\n" + line
+        elif ":" in line:
+            k, v = line.split(":", 1)
+            items.append([k, v.strip()])
+    return items, body if sep else ""
+
+
+def requires_txt(text):
+    """Turn setuptools' requires.txt into (Requires-Dist values, extras)."""
+    out, extras = [], []
+    extra, marker = None, None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            section = line[1:-1]
+            extra, _, marker = section.partition(":")
+            extra = extra or None
+            marker = marker or None
+            if extra and extra not in extras:
+                extras.append(extra)
+            continue
+        conds = []
+        if marker:
+            conds.append("(%s)" % marker)
+        if extra:
+            conds.append('extra == "%s"' % extra)
+        out.append(line + ("; " + " and ".join(conds) if conds else ""))
+    return out, extras
+
+
+REQ = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*)$")
+
+
+def rewrite_requirement(req, versions, drop):
+    """Rewrite == pins to the versions the index serves; None drops it."""
+    spec, semi, marker = req.partition(";")
+    m = REQ.match(spec)
+    if not m:
+        return req
+    name, extras, constraint = m.group(1), m.group(2) or "", m.group(3).strip()
+    if norm(name) in drop:
+        return None
+    served = versions.get(norm(name))
+    if served and "==" in constraint:
+        pinned = re.search(r"==\s*([^,\s]+)", constraint).group(1)
+        if release(pinned) != release(served):
+            constraint = re.sub(r"==\s*[^,\s]+", "==" + served, constraint)
+    out = name + extras + (" " + constraint if constraint else "")
+    return out + (";" + marker if semi else "")
+
+
+def metadata_for(wheel, meta_src, versions):
+    """Build METADATA: Debian's, with the spec's version and fixed pins."""
+    if os.path.isdir(meta_src):
+        for n in ("METADATA", "PKG-INFO"):
+            p = os.path.join(meta_src, n)
+            if os.path.exists(p):
+                text = open(p, encoding="utf-8").read()
+                break
+        else:
+            fail("%s: no METADATA or PKG-INFO" % meta_src)
+    else:
+        text = open(meta_src, encoding="utf-8").read()
+    items, body = parse_headers(text)
+    reqs = [v for k, v in items if k == "Requires-Dist"]
+    extras = [v for k, v in items if k == "Provides-Extra"]
+    rt = os.path.join(meta_src, "requires.txt")
+    if not reqs and os.path.isdir(meta_src) and os.path.exists(rt):
+        reqs, more = requires_txt(open(rt, encoding="utf-8").read())
+        extras += [e for e in more if e not in extras]
+    drop = {norm(d) for d in wheel.get("drop_requires", [])}
+    new_reqs = []
+    for r in reqs:
+        r2 = rewrite_requirement(r, versions, drop)
+        if r2 is not None:
+            new_reqs.append(r2)
+    debian_version = next((v for k, v in items if k == "Version"), "")
+    out = []
+    seen_extra = False
+    for k, v in items:
+        if k == "Metadata-Version":
+            v = v if tuple(int(x) for x in v.split(".")[:2]) >= (2, 1) else "2.1"
+        elif k == "Version":
+            v = wheel["full_version"]
+        elif k in ("Requires-Dist", "Provides-Extra"):
+            if not seen_extra:
+                seen_extra = True
+                out += [("Provides-Extra", e) for e in extras]
+                out += [("Requires-Dist", r) for r in new_reqs]
+            continue
+        out.append((k, v))
+    if not seen_extra:
+        out += [("Provides-Extra", e) for e in extras]
+        out += [("Requires-Dist", r) for r in new_reqs]
+    text = "".join("%s: %s\n" % (k, v) for k, v in out)
+    if body:
+        text += "\n" + body
+    return text, debian_version
+
+
+# ---------------------------------------------------------------- ELF
+
+def is_elf(path):
+    with open(path, "rb") as f:
+        return f.read(4) == b"\x7fELF"
+
+
+_ldd = {}
+
+
+def ldd(path):
+    if path not in _ldd:
+        res = {}
+        for line in run("ldd", path, check=False).splitlines():
+            line = line.strip()
+            m = re.match(r"^(\S+) => (not found|(\S+) \(0x[0-9a-f]+\))$", line)
+            if m:
+                res[m.group(1)] = m.group(3)  # None when not found
+        _ldd[path] = res
+    return _ldd[path]
+
+
+def patchelf(*args):
+    run("patchelf", *args)
+
+
+# ---------------------------------------------------------------- build
+
+def dpkg_files(pkg):
+    out = run("dpkg-query", "-L", pkg)
+    return [l for l in out.splitlines() if l.startswith(DIST)]
+
+
+def build_wheel(wheel, versions, base, out, sde, python_tag, flavour):
+    name = wheel["name"]
+    full_version = wheel["full_version"]
+    stage = "/tmp/stage/" + under(name)
+    shutil.rmtree(stage, ignore_errors=True)
+    os.makedirs(stage)
+    files = {}  # rel -> source path (resolved)
+    meta_src = None
+    meta_dirs = []
+    dropped = []
+    for deb in wheel["debs"]:
+        for path in dpkg_files(deb):
+            rel = path[len(DIST):]
+            top = rel.split("/", 1)[0]
+            if re.search(r"\.(dist|egg)-info$", top):
+                if norm(re.split(r"-\d", top, maxsplit=1)[0]) == norm(name):
+                    meta_src = DIST + top
+                if top not in meta_dirs:
+                    meta_dirs.append(top)
+                continue
+            if "/__pycache__/" in path or path.endswith(".pyc"):
+                continue
+            if os.path.islink(path):
+                target = os.path.realpath(path)
+                if not os.path.isfile(target):
+                    dropped.append(rel)
+                    continue
+                files[rel] = target
+            elif os.path.isfile(path):
+                files[rel] = path
+    # Packages Debian unvendored go back under the vendor directory, where
+    # the upstream wheel has them (setuptools/_vendor).
+    for deb in wheel.get("vendor", []):
+        for path in dpkg_files(deb):
+            if "/__pycache__/" in path or path.endswith(".pyc") or not os.path.isfile(path):
+                continue
+            files[wheel["vendor_dir"] + "/" + path[len(DIST):]] = os.path.realpath(path)
+    if meta_src is None:
+        fail("%s: no dist-info/egg-info for %s in %s (found %s)" % (name, name, wheel["debs"], meta_dirs))
+    metadata, debian_version = metadata_for(wheel, meta_src, versions)
+    if release(debian_version) != release(wheel["version"]):
+        fail("%s: Debian ships %s (%s), the spec wants %s: the archive moved on; update the lock and the spec"
+             % (name, debian_version, ",".join(wheel["debs"]), wheel["version"]))
+
+    real_to_rel = {}
+    for rel, src in sorted(files.items()):
+        dst = os.path.join(stage, rel)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copyfile(src, dst)
+        os.chmod(dst, 0o755 if os.stat(src).st_mode & 0o111 else 0o644)
+        real_to_rel.setdefault(os.path.realpath(src), rel)
+    if wheel.get("version_py"):
+        # The version the package reports at run time is the wheel's
+        # (torch.__version__ == "2.6.0+cpu", not Debian's "2.6.0+debian").
+        vp = os.path.join(stage, wheel["version_py"])
+        text = open(vp, encoding="utf-8").read()
+        text, n = re.subn(r"^__version__(\s*(?::[^=]*)?=\s*)['\"][^'\"]*['\"]",
+                          lambda m: "__version__%s'%s'" % (m.group(1), full_version), text, flags=re.M)
+        if n != 1:
+            fail("%s: no __version__ in %s" % (name, wheel["version_py"]))
+        open(vp, "w", encoding="utf-8").write(text)
+
+    # Shared libraries: bundle what the bare base lacks, point rpaths at it.
+    libs_dir = wheel.get("libs_dir") or under(name) + ".libs"
+    queue = [rel for rel in sorted(files) if is_elf(os.path.join(stage, rel))]
+    origin = dict(files)
+    bundled = []
+    missing_ok = ALLOWED_MISSING.get(flavour)
+    i = 0
+    while i < len(queue):
+        rel = queue[i]
+        i += 1
+        path = os.path.join(stage, rel)
+        needed = run("patchelf", "--print-needed", path).split()
+        resolved = ldd(origin[rel])
+        rpaths = set()
+        for n in needed:
+            if n.startswith("ld-linux"):
+                continue  # the dynamic loader itself
+            p = resolved.get(n)
+            if p is None:
+                if missing_ok and missing_ok.match(n):
+                    continue
+                fail("%s: %s needs %s, which is not installed" % (name, rel, n))
+            if os.path.exists(base + p):
+                continue  # the bare base image has it
+            real = os.path.realpath(p)
+            target = real_to_rel.get(real)
+            if target is None:
+                target = libs_dir + "/" + n
+                dst = os.path.join(stage, target)
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                shutil.copyfile(real, dst)
+                os.chmod(dst, 0o755)
+                real_to_rel[real] = target
+                origin[target] = real
+                queue.append(target)
+                bundled.append(n)
+            if os.path.basename(target) != n:
+                patchelf("--replace-needed", n, os.path.basename(target), path)
+            d = os.path.relpath(os.path.dirname(target) or ".", os.path.dirname(rel) or ".")
+            rpaths.add("$ORIGIN" if d == "." else "$ORIGIN/" + d)
+        soname = run("patchelf", "--print-soname", path, check=False).strip()
+        if soname and soname != os.path.basename(rel) and rel in files and files[rel] != DIST + rel:
+            # A copy of a symlinked library: its name in the wheel is its name.
+            patchelf("--set-soname", os.path.basename(rel), path)
+        if rpaths:
+            patchelf("--set-rpath", ":".join(sorted(rpaths)), path)
+    platform = bool(queue)
+
+    # dist-info
+    dist_info = "%s-%s.dist-info" % (under(name), full_version)
+    di = os.path.join(stage, dist_info)
+    os.makedirs(di)
+    with open(os.path.join(di, "METADATA"), "w", encoding="utf-8") as f:
+        f.write(metadata)
+    tag = "%s-%s-linux_x86_64" % (python_tag, python_tag) if platform else "py3-none-any"
+    with open(os.path.join(di, "WHEEL"), "w") as f:
+        f.write("Wheel-Version: 1.0\nGenerator: ktrdr-images integration/world repack.py\n"
+                "Root-Is-Purelib: %s\nTag: %s\n" % ("false" if platform else "true", tag))
+    if os.path.isdir(meta_src):
+        for extra in ("entry_points.txt", "top_level.txt"):
+            if os.path.exists(os.path.join(meta_src, extra)):
+                shutil.copyfile(os.path.join(meta_src, extra), os.path.join(di, extra))
+        for lic in sorted(os.listdir(meta_src)):
+            if re.match(r"^(LICEN[CS]E|COPYING|NOTICE|AUTHORS)", lic, re.I) and os.path.isfile(os.path.join(meta_src, lic)):
+                shutil.copyfile(os.path.join(meta_src, lic), os.path.join(di, lic))
+        if os.path.isdir(os.path.join(meta_src, "licenses")):
+            shutil.copytree(os.path.join(meta_src, "licenses"), os.path.join(di, "licenses"))
+
+    # import names, for the check
+    imports = []
+    tl = os.path.join(di, "top_level.txt")
+    if os.path.exists(tl):
+        imports = [l.strip() for l in open(tl) if l.strip()]
+    if not imports:
+        for entry in sorted(os.listdir(stage)):
+            if entry.endswith((".dist-info", ".libs")) or not re.match(r"^[A-Za-z_]", entry):
+                continue
+            p = os.path.join(stage, entry)
+            if os.path.isdir(p) and os.path.exists(os.path.join(p, "__init__.py")):
+                imports.append(entry)
+            elif entry.endswith(".py"):
+                imports.append(entry[:-3])
+            elif entry.endswith(".so"):
+                imports.append(entry.split(".")[0])
+    imports = [m for m in imports if m not in wheel.get("skip_imports", [])]
+    imports = [m for m in imports if os.path.exists(os.path.join(stage, m)) or
+               os.path.exists(os.path.join(stage, m + ".py")) or
+               any(e.startswith(m + ".") and e.endswith(".so") for e in os.listdir(stage))]
+
+    filename = "%s-%s-%s.whl" % (under(name), full_version, tag)
+    dest_dir = os.path.join(out, wheel["index"], norm(name))
+    os.makedirs(dest_dir, exist_ok=True)
+    write_wheel(stage, dist_info, os.path.join(dest_dir, filename), sde)
+    size = os.path.getsize(os.path.join(dest_dir, filename))
+    manifest = {
+        "name": name, "version": full_version, "file": os.path.join(wheel["index"], norm(name), filename),
+        "index": wheel["index"], "flavour": flavour, "imports": imports, "platform": platform,
+        "debs": wheel["debs"], "debian_metadata_version": debian_version, "bundled": sorted(bundled),
+        "dropped_symlinks": sorted(dropped), "size": size,
+    }
+    os.makedirs(os.path.join(out, "manifests"), exist_ok=True)
+    with open(os.path.join(out, "manifests", under(name) + "-" + flavour + ".json"), "w") as f:
+        json.dump(manifest, f, indent=1, sort_keys=True)
+    log("%s: %s (%d MB, %d libraries bundled)" % (name, filename, size >> 20, len(bundled)))
+    shutil.rmtree(stage)
+
+
+def write_wheel(stage, dist_info, dest, sde):
+    import time
+    date = time.gmtime(max(sde, 315532800))[:6]
+    entries = []
+    for root, dirs, names in os.walk(stage):
+        dirs.sort()
+        for n in names:
+            rel = os.path.relpath(os.path.join(root, n), stage)
+            entries.append(rel)
+    entries.sort(key=lambda r: (r.startswith(dist_info + "/"), r))
+    record_name = dist_info + "/RECORD"
+    records = []
+    tmp = dest + ".tmp"
+    with zipfile.ZipFile(tmp, "w") as zf:
+        for rel in entries:
+            path = os.path.join(stage, rel)
+            size = os.path.getsize(path)
+            info = zipfile.ZipInfo(rel, date_time=date)
+            mode = 0o755 if os.stat(path).st_mode & 0o111 else 0o644
+            info.external_attr = (0o100000 | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            level = 6 if size < (64 << 20) else 1
+            info.compress_level = level  # Python 3.13; _compresslevel before
+            info._compresslevel = level
+            h = hashlib.sha256()
+            with open(path, "rb") as src, zf.open(info, "w", force_zip64=size > (1 << 31)) as dst:
+                while True:
+                    chunk = src.read(1 << 20)
+                    if not chunk:
+                        break
+                    h.update(chunk)
+                    dst.write(chunk)
+            digest = base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
+            records.append("%s,sha256=%s,%d" % (rel, digest, size))
+        records.append(record_name + ",,")
+        info = zipfile.ZipInfo(record_name, date_time=date)
+        info.external_attr = 0o100644 << 16
+        info.compress_type = zipfile.ZIP_DEFLATED
+        zf.writestr(info, "\n".join(records) + "\n")
+    os.rename(tmp, dest)
+
+
+def cmd_build(args):
+    spec = json.load(open(args.spec))
+    versions = {norm(w["name"]): w["version"] for w in spec["wheels"]}
+    for w in spec["wheels"]:
+        if w["flavour"] != args.flavour:
+            continue
+        build_wheel(w, versions, args.base, args.out, spec["sde"], spec["python_tag"], args.flavour)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build")
+    b.add_argument("--spec", required=True)
+    b.add_argument("--flavour", required=True, choices=["cpu", "cuda"])
+    b.add_argument("--base", required=True)
+    b.add_argument("--out", required=True)
+    args = p.parse_args()
+    cmd_build(args)
+
+
+if __name__ == "__main__":
+    main()

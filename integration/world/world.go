@@ -1,0 +1,340 @@
+package world
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/moby/buildkit/client"
+)
+
+// Options configure Up.
+type Options struct {
+	// CacheDir holds everything the world is made of. Default:
+	// $KTRDR_IMAGES_CACHE, else DefaultCacheDir (outside the checkout).
+	CacheDir string
+	// Log receives one line per step (what was reused, built or started,
+	// and how long it took). Nil discards.
+	Log io.Writer
+}
+
+// World is the running offline world.
+type World struct {
+	// BuildkitAddr is buildkitd's address, unix:///…/run/buildkitd.sock.
+	BuildkitAddr string
+	// Registry is the plain-HTTP registry, "127.0.0.1:5000".
+	Registry string
+	// PythonBase stands for python:3.13-slim:
+	// "127.0.0.1:5000/library/python:3.13-slim".
+	PythonBase string
+	// CUDABase is the python base plus Debian's CUDA runtime libraries:
+	// "127.0.0.1:5000/offline/python-cuda:3.13-trixie".
+	CUDABase string
+	// PythonBaseDigest and CUDABaseDigest are the manifest digests of the
+	// two base images, for pinning (name@digest).
+	PythonBaseDigest, CUDABaseDigest string
+	// IndexURL is the PEP 503 default index (the PyPI stand-in),
+	// http://127.0.0.1:3141/simple. It has no torch.
+	IndexURL string
+	// CPUIndexURL serves torch X+cpu, as https://download.pytorch.org/whl/cpu.
+	CPUIndexURL string
+	// CUDAIndexURL serves torch X+cu124 (Debian's CUDA 12.4 build), as
+	// https://download.pytorch.org/whl/cu124.
+	CUDAIndexURL string
+	// Wheels lists every wheel the index serves, with its sha256.
+	Wheels []Wheel
+	// CacheDir is the cache directory in use.
+	CacheDir string
+	// BuildkitdBin and BuildctlBin are the binaries built from go.mod.
+	BuildkitdBin, BuildctlBin string
+	// Steps reports what Up did, in order.
+	Steps []Step
+	// Bases reports the two base images (reference, digest, sizes).
+	Bases []BaseInfo
+
+	layout  layout
+	started []*running
+	users   *os.File
+	logw    io.Writer
+}
+
+// Step is one step of Up and what it did.
+type Step struct {
+	Name     string
+	Outcome  string // "reused", "built", "started", ...
+	Duration time.Duration
+}
+
+// BaseInfo describes a base image of the world.
+type BaseInfo struct {
+	Ref      string
+	Digest   string
+	Layers   int
+	Size     int64 // compressed: the sum of the layer blobs
+	Packages int   // Debian packages installed
+	Python   string
+}
+
+// Reused reports whether Up reused every part of the world (built and
+// started nothing).
+func (w *World) Reused() bool {
+	for _, s := range w.Steps {
+		if s.Outcome != "reused" && s.Outcome != "running" {
+			return false
+		}
+	}
+	return true
+}
+
+func (w *World) logf(format string, args ...any) {
+	if w.logw != nil {
+		fmt.Fprintf(w.logw, "world: "+format+"\n", args...)
+	}
+}
+
+func (w *World) step(name string, fn func() (string, error)) error {
+	start := time.Now()
+	outcome, err := fn()
+	d := time.Since(start)
+	if err != nil {
+		w.logf("%-10s FAILED after %s", name, d.Round(100*time.Millisecond))
+		return err
+	}
+	w.Steps = append(w.Steps, Step{Name: name, Outcome: outcome, Duration: d})
+	w.logf("%-10s %s (%s)", name, outcome, d.Round(100*time.Millisecond))
+	return nil
+}
+
+// resolveCacheDir applies the defaults of Options.CacheDir.
+func resolveCacheDir(dir string) (string, error) {
+	if dir == "" {
+		dir = os.Getenv(CacheEnv)
+	}
+	if dir == "" {
+		dir = DefaultCacheDir
+	}
+	return filepath.Abs(dir)
+}
+
+// Up brings the world up: tools, services, base images and the package
+// index, each reused when present and healthy, repaired or rebuilt when not.
+// It is safe to call from several processes at once (they take turns).
+func Up(ctx context.Context, opts Options) (_ *World, err error) {
+	dir, err := resolveCacheDir(opts.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	l := layout{root: dir}
+	w := &World{
+		layout:       l,
+		logw:         opts.Log,
+		CacheDir:     dir,
+		Registry:     RegistryAddr,
+		BuildkitAddr: "unix://" + l.socket(),
+		BuildkitdBin: l.bin("buildkitd"),
+		BuildctlBin:  l.bin("buildctl"),
+		IndexURL:     "http://" + IndexAddr + "/simple",
+		CPUIndexURL:  "http://" + IndexAddr + "/whl/cpu",
+		CUDAIndexURL: "http://" + IndexAddr + "/whl/" + cudaLabel,
+	}
+	if os.Geteuid() != 0 {
+		return nil, errors.New("the offline world needs root (buildkitd with runc and overlayfs, mmdebstrap in root mode)")
+	}
+	if err := l.ensure(); err != nil {
+		return nil, err
+	}
+	lock, err := flock(l.path("up.lock"), syscall.LOCK_EX, true)
+	if err != nil {
+		w.logf("another process is bringing the world up in %s; waiting", dir)
+		if lock, err = flock(l.path("up.lock"), syscall.LOCK_EX, false); err != nil {
+			return nil, fmt.Errorf("locking %s: %w", l.path("up.lock"), err)
+		}
+	}
+	defer lock.Close()
+	defer func() {
+		if err != nil {
+			w.stopStarted()
+		}
+	}()
+	total := time.Now()
+	w.logf("cache directory %s", dir)
+
+	var root string
+	if err := w.step("tools", func() (string, error) {
+		var err error
+		if root, err = moduleRoot(); err != nil {
+			return "", err
+		}
+		built, err := installTools(l, root)
+		if built {
+			return "built", err
+		}
+		return "reused", err
+	}); err != nil {
+		return nil, err
+	}
+
+	reg, err := registryService(l)
+	if err != nil {
+		return nil, err
+	}
+	bk, err := buildkitdService(l)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range []*service{reg, bk} {
+		if err := w.step(s.name, func() (string, error) { return w.ensureService(ctx, s) }); err != nil {
+			return nil, err
+		}
+	}
+
+	rc := newRegistryClient(RegistryAddr)
+	var bases []*baseImage
+	for _, r := range baseRecipes() {
+		var parent *baseImage
+		if r.Parent != "" {
+			parent = bases[0]
+		}
+		var img *baseImage
+		if err := w.step("base "+r.Name, func() (string, error) {
+			var outcome string
+			var err error
+			img, outcome, err = ensureBase(ctx, l, rc, r, parent, w.logf)
+			if outcome != "reused" && err == nil {
+				outcome = "built: " + outcome
+			}
+			return outcome, err
+		}); err != nil {
+			return nil, err
+		}
+		bases = append(bases, img)
+		w.Bases = append(w.Bases, BaseInfo{Ref: img.Ref, Digest: img.Digest, Layers: len(img.Layers), Size: img.Size(), Packages: img.Packages, Python: img.Python})
+	}
+	w.PythonBase, w.PythonBaseDigest = bases[0].Ref, bases[0].Digest
+	w.CUDABase, w.CUDABaseDigest = bases[1].Ref, bases[1].Digest
+
+	if err := w.step("index", func() (string, error) {
+		ix, outcome, err := ensureIndex(ctx, w, root)
+		if err != nil {
+			return "", err
+		}
+		w.Wheels = ix.Wheels
+		return outcome, nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := w.step("index-http", func() (string, error) { return w.ensureService(ctx, indexService(l)) }); err != nil {
+		return nil, err
+	}
+
+	users, err := flock(l.path("users.lock"), syscall.LOCK_SH, false)
+	if err != nil {
+		return nil, fmt.Errorf("locking %s: %w", l.path("users.lock"), err)
+	}
+	w.users = users
+	w.logf("up in %s", time.Since(total).Round(100*time.Millisecond))
+	return w, nil
+}
+
+func (w *World) ensureService(ctx context.Context, s *service) (string, error) {
+	r, err := ensureService(ctx, w.layout, s)
+	if err != nil {
+		return "", err
+	}
+	if r == nil {
+		return "running", nil
+	}
+	w.started = append(w.started, r)
+	return "started", nil
+}
+
+// Client connects to the world's buildkitd.
+func (w *World) Client(ctx context.Context) (*client.Client, error) {
+	c, err := client.New(ctx, w.BuildkitAddr)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to buildkitd at %s: %w", w.BuildkitAddr, err)
+	}
+	return c, nil
+}
+
+// Close stops the services this process started, unless another process
+// is still using the world (then they keep running, and a later Up reuses
+// them).
+func (w *World) Close() error {
+	if w == nil {
+		return nil
+	}
+	if w.users != nil {
+		w.users.Close()
+		w.users = nil
+	}
+	if len(w.started) == 0 {
+		return nil
+	}
+	excl, err := flock(w.layout.path("users.lock"), syscall.LOCK_EX, true)
+	if err != nil {
+		w.logf("another process still uses the world: leaving buildkitd, the registry and the index running")
+		w.started = nil
+		return nil
+	}
+	defer excl.Close()
+	w.stopStarted()
+	return nil
+}
+
+func (w *World) stopStarted() {
+	for i := len(w.started) - 1; i >= 0; i-- {
+		r := w.started[i]
+		w.logf("stopping %s", r.svc.name)
+		r.stop()
+		os.Remove(w.layout.pidFile(r.svc.name))
+	}
+	w.started = nil
+}
+
+// Down stops the world's services, whichever process started them, when no
+// process is using the world. It is what `ktrdr-world down` runs.
+func Down(opts Options) error {
+	dir, err := resolveCacheDir(opts.CacheDir)
+	if err != nil {
+		return err
+	}
+	l := layout{root: dir}
+	excl, err := flock(l.path("users.lock"), syscall.LOCK_EX, true)
+	if err != nil {
+		return fmt.Errorf("the world in %s is in use by another process (a test run?): not stopping it", dir)
+	}
+	defer excl.Close()
+	reg, err := registryService(l)
+	if err != nil {
+		return err
+	}
+	bk, err := buildkitdService(l)
+	if err != nil {
+		return err
+	}
+	var stopped []string
+	for _, s := range []*service{indexService(l), bk, reg} {
+		if pid, ours := readPID(l, s); ours {
+			if err := stopPID(pid, 15*time.Second); err != nil {
+				return fmt.Errorf("stopping %s (pid %d): %w", s.name, pid, err)
+			}
+			stopped = append(stopped, s.name)
+		}
+		os.Remove(l.pidFile(s.name))
+	}
+	if opts.Log != nil {
+		if len(stopped) == 0 {
+			fmt.Fprintln(opts.Log, "world: nothing was running")
+		} else {
+			fmt.Fprintf(opts.Log, "world: stopped %s\n", strings.Join(stopped, ", "))
+		}
+	}
+	return nil
+}
