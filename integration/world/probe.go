@@ -44,10 +44,10 @@ type ProbeOptions struct {
 }
 
 // Probe solves st on the world's buildkitd (Evaluate, so the graph runs
-// before anything is probed) and runs each command, one after the other, in
-// one gateway container whose root filesystem is the result, with no
-// network. It returns each command's output; a command that exits non-zero
-// is reported in its Output, not as an error.
+// before anything is probed) and runs each command, one after the other,
+// each in a fresh gateway container whose root filesystem is the result,
+// with no network. It returns each command's output; a command that exits
+// non-zero is reported in its Output, not as an error.
 func (w *World) Probe(ctx context.Context, st llb.State, opts ProbeOptions, cmds ...Cmd) ([]Output, error) {
 	def, err := st.Marshal(ctx, llb.Platform(platform))
 	if err != nil {
@@ -80,42 +80,52 @@ func (w *World) Probe(ctx context.Context, st llb.State, opts ProbeOptions, cmds
 		if err != nil {
 			return nil, err
 		}
-		ctr, err := gw.NewContainer(ctx, gwclient.NewContainerRequest{
-			Mounts:   []gwclient.Mount{{Dest: "/", MountType: pb.MountType_BIND, Ref: ref}},
-			NetMode:  pb.NetMode_NONE,
-			Platform: &pb.Platform{OS: platform.OS, Architecture: platform.Architecture},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("starting a container: %w", err)
-		}
-		defer ctr.Release(context.WithoutCancel(ctx))
 		for _, cmd := range cmds {
-			var stdout, stderr bytes.Buffer
-			env := cmd.Env
-			if env == nil {
-				env = commonEnv
-			}
-			proc, err := ctr.Start(ctx, gwclient.StartRequest{
-				Args: cmd.Args, Env: env, Cwd: orDefault(cmd.Dir, "/"), User: cmd.User,
-				Stdout: nopCloser{&stdout}, Stderr: nopCloser{&stderr},
-			})
+			out, err := runInContainer(ctx, gw, ref, cmd)
 			if err != nil {
-				return nil, fmt.Errorf("running %s: %w", strings.Join(cmd.Args, " "), err)
+				return nil, err
 			}
-			out := Output{}
-			if err := proc.Wait(); err != nil {
-				var exit *gwpb.ExitError
-				if !errors.As(err, &exit) {
-					return nil, fmt.Errorf("running %s: %w", strings.Join(cmd.Args, " "), err)
-				}
-				out.ExitCode = int(exit.ExitCode)
-			}
-			out.Stdout, out.Stderr = stdout.String(), stderr.String()
 			outs = append(outs, out)
 		}
 		return gwclient.NewResult(), nil
 	})
 	return outs, err
+}
+
+// runInContainer runs one command as the init process of a fresh container
+// (a container ends with its first process, so each command gets its own).
+func runInContainer(ctx context.Context, gw gwclient.Client, ref gwclient.Reference, cmd Cmd) (Output, error) {
+	ctr, err := gw.NewContainer(ctx, gwclient.NewContainerRequest{
+		Mounts:   []gwclient.Mount{{Dest: "/", MountType: pb.MountType_BIND, Ref: ref}},
+		NetMode:  pb.NetMode_NONE,
+		Platform: &pb.Platform{OS: platform.OS, Architecture: platform.Architecture},
+	})
+	if err != nil {
+		return Output{}, fmt.Errorf("starting a container: %w", err)
+	}
+	defer ctr.Release(context.WithoutCancel(ctx))
+	var stdout, stderr bytes.Buffer
+	env := cmd.Env
+	if env == nil {
+		env = commonEnv
+	}
+	proc, err := ctr.Start(ctx, gwclient.StartRequest{
+		Args: cmd.Args, Env: env, Cwd: orDefault(cmd.Dir, "/"), User: cmd.User,
+		Stdout: nopCloser{&stdout}, Stderr: nopCloser{&stderr},
+	})
+	if err != nil {
+		return Output{}, fmt.Errorf("running %s: %w", strings.Join(cmd.Args, " "), err)
+	}
+	out := Output{}
+	if err := proc.Wait(); err != nil {
+		var exit *gwpb.ExitError
+		if !errors.As(err, &exit) {
+			return Output{}, fmt.Errorf("running %s: %w", strings.Join(cmd.Args, " "), err)
+		}
+		out.ExitCode = int(exit.ExitCode)
+	}
+	out.Stdout, out.Stderr = stdout.String(), stderr.String()
+	return out, nil
 }
 
 // build runs a gateway build function with plain progress written to log.

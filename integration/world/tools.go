@@ -68,6 +68,7 @@ func moduleRoot() (string, error) {
 func installTools(l layout, root string) (bool, error) {
 	changed := false
 	aptLog := l.logFile("apt")
+	os.Remove(l.logFile("go-build"))
 	var missing []string
 	for _, t := range aptTools {
 		if _, err := exec.LookPath(t[0]); err != nil {
@@ -92,24 +93,49 @@ func installTools(l layout, root string) (bool, error) {
 	if err != nil {
 		return false, failed("reading tool versions from go.mod", "", err)
 	}
-	stampPath := l.bin("tools.json")
+	// Two groups, so that editing the harness rebuilds only its own
+	// command, not buildkitd: the pinned tools (keyed by go.mod and Go) and
+	// ktrdr-world (keyed by the harness's sources).
+	pinned := want
+	pinned.Harness = ""
+	groups := []struct {
+		stamp string
+		want  toolStamp
+		pkgs  []string
+	}{
+		{"tools.json", pinned, goTools[:3]},
+		{"harness.json", toolStamp{Go: want.Go, Tags: want.Tags, Harness: want.Harness}, goTools[3:]},
+	}
+	for _, g := range groups {
+		built, err := buildGoTools(l, root, g.stamp, g.want, g.pkgs)
+		if err != nil {
+			return false, err
+		}
+		changed = changed || built
+	}
+	return changed, nil
+}
+
+// buildGoTools builds pkgs into bin/ unless the stamp says they were built
+// from the same inputs and they are intact.
+func buildGoTools(l layout, root, stamp string, want toolStamp, pkgs []string) (bool, error) {
+	stampPath := l.bin(stamp)
 	var have toolStamp
-	if readJSON(stampPath, &have) == nil && sameTools(have, want) && binariesIntact(l, have) {
-		return changed, nil
+	if readJSON(stampPath, &have) == nil && sameTools(have, want) && binariesIntact(l, have, pkgs) {
+		return false, nil
 	}
 	goLog := l.logFile("go-build")
-	os.Remove(goLog)
 	newDir := l.bin(".new")
 	os.RemoveAll(newDir)
 	if err := os.MkdirAll(newDir, 0o755); err != nil {
 		return false, err
 	}
-	args := append([]string{"build", "-trimpath", "-tags", goBuildTags, "-o", newDir + "/"}, goTools...)
+	args := append([]string{"build", "-trimpath", "-tags", goBuildTags, "-o", newDir + "/"}, pkgs...)
 	if err := runLogged(goLog, root, os.Environ(), "go", args...); err != nil {
-		return false, failed("building buildkitd, buildctl and the registry from go.mod (Go module proxy)", goLog, err)
+		return false, failed("building "+strings.Join(pkgs, ", ")+" (Go module proxy)", goLog, err)
 	}
 	want.Binaries = map[string]int64{}
-	for _, t := range goTools {
+	for _, t := range pkgs {
 		name := filepath.Base(t)
 		st, err := os.Stat(filepath.Join(newDir, name))
 		if err != nil {
@@ -138,8 +164,8 @@ func sameTools(a, b toolStamp) bool {
 
 // binariesIntact checks that every binary is there with the size it was
 // built with (a truncated or deleted binary is rebuilt).
-func binariesIntact(l layout, s toolStamp) bool {
-	for _, t := range goTools {
+func binariesIntact(l layout, s toolStamp, pkgs []string) bool {
+	for _, t := range pkgs {
 		name := filepath.Base(t)
 		st, err := os.Stat(l.bin(name))
 		if err != nil || st.Size() != s.Binaries[name] || st.Mode()&0o111 == 0 {

@@ -223,10 +223,15 @@ func ensureIndex(ctx context.Context, w *World, root string) (*indexStamp, strin
 	if err := writeJSON(filepath.Join(tmp, "index.json"), st); err != nil {
 		return nil, "", err
 	}
-	os.RemoveAll(dir)
+	// Swap in place: the old directory (a broken one being repaired) is
+	// moved aside first, so the served index is never missing for long.
+	old := dir + ".old"
+	os.RemoveAll(old)
+	os.Rename(dir, old)
 	if err := os.Rename(tmp, dir); err != nil {
 		return nil, "", err
 	}
+	os.RemoveAll(old)
 	if err := relink(current, k); err != nil {
 		return nil, "", err
 	}

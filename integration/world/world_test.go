@@ -1,0 +1,372 @@
+package world
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ktrdr/ktrdr-images/python/uvlock"
+	"github.com/moby/buildkit/client/llb"
+)
+
+func TestMain(m *testing.M) { os.Exit(Main(m)) }
+
+func logWorld(t *testing.T, w *World, took time.Duration) {
+	t.Helper()
+	for _, s := range w.Steps {
+		t.Logf("  %-11s %-32s %s", s.Name, s.Outcome, s.Duration.Round(100*time.Millisecond))
+	}
+	t.Logf("  total %s", took.Round(100*time.Millisecond))
+}
+
+// The world comes up (from an empty cache directory on a fresh machine: the
+// first Up of TestMain), and a second Up reuses every part of it.
+func TestUpTwice(t *testing.T) {
+	w := ForTest(t)
+	first := "warm"
+	if !w.Reused() {
+		first = "cold or repaired"
+	}
+	t.Logf("first Up (%s), cache %s:", first, w.CacheDir)
+	logWorld(t, w, UpTime())
+
+	start := time.Now()
+	again, err := Up(context.Background(), Options{})
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("second Up: %v", err)
+	}
+	defer again.Close()
+	t.Log("second Up:")
+	logWorld(t, again, took)
+	if !again.Reused() {
+		t.Errorf("second Up did not reuse everything: %+v", again.Steps)
+	}
+	if took > 2*time.Minute {
+		t.Errorf("second Up took %s", took)
+	}
+	if again.PythonBaseDigest != w.PythonBaseDigest || again.CUDABaseDigest != w.CUDABaseDigest {
+		t.Errorf("base digests changed between two Ups")
+	}
+	for _, b := range w.Bases {
+		t.Logf("base %s %s: %d layers, %.1f MB compressed, %d Debian packages, python %s", b.Ref, b.Digest, b.Layers, float64(b.Size)/1e6, b.Packages, b.Python)
+	}
+	var size int64
+	for _, wh := range w.Wheels {
+		size += wh.Size
+	}
+	t.Logf("index: %d wheels, %.1f MB", len(w.Wheels), float64(size)/1e6)
+}
+
+// Every package of examples/ktrdr/uv.lock has a wheel of exactly the locked
+// version in the index, except the nvidia-* wheels (the CUDA base provides
+// CUDA); torch is on the CPU and CUDA indexes, with local labels.
+func TestLockMatchesIndex(t *testing.T) {
+	w := ForTest(t)
+	lock, err := uvlock.Load(filepath.Join("..", "..", "examples", "ktrdr", "uv.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := map[string][]Wheel{}
+	for _, wh := range w.Wheels {
+		served[wh.Name] = append(served[wh.Name], wh)
+	}
+	for _, p := range lock.Packages {
+		name := normalize(p.Name)
+		if strings.HasPrefix(name, "nvidia-") || p.Source.Editable != "" || p.Source.Virtual != "" {
+			continue
+		}
+		var want []string
+		if name == "torch" {
+			want = []string{"whl/cpu " + p.Version + "+cpu", "whl/" + cudaLabel + " " + p.Version + "+" + cudaLabel}
+		} else {
+			want = []string{"simple " + p.Version}
+		}
+		var have []string
+		for _, wh := range served[name] {
+			have = append(have, wh.Index+" "+wh.Version)
+		}
+		if strings.Join(have, ",") != strings.Join(want, ",") {
+			t.Errorf("%s: the lock pins %s, the index serves %v, want %v", name, p.Version, have, want)
+		}
+	}
+}
+
+func pipEnv() []string {
+	return []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8",
+		"HOME=/root", "PIP_NO_CACHE_DIR=1", "PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_NO_INPUT=1"}
+}
+
+func pipRun(st llb.State, name string, args ...string) llb.State {
+	opts := []llb.RunOption{llb.Args(args), llb.WithCustomName(name)}
+	for _, e := range pipEnv() {
+		k, v, _ := strings.Cut(e, "=")
+		opts = append(opts, llb.AddEnv(k, v))
+	}
+	return st.Run(opts...).Root()
+}
+
+func probe(t *testing.T, w *World, st llb.State, opts ProbeOptions, cmds ...Cmd) []Output {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), "build.log")
+	lf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	opts.Log = lf
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	start := time.Now()
+	outs, err := w.Probe(ctx, st, opts, cmds...)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, tail(logPath, 40))
+	}
+	t.Logf("built and probed in %s", time.Since(start).Round(100*time.Millisecond))
+	return outs
+}
+
+// From the Python base: a venv, fastapi and the CPU torch pip-installed from
+// the local index (nothing else reachable to pip), imported in a gateway
+// container with no network.
+func TestSmokePythonBaseCPUTorch(t *testing.T) {
+	w := ForTest(t)
+	st := llb.Image(w.PythonBase+"@"+w.PythonBaseDigest, llb.Platform(platform))
+	st = pipRun(st, "venv + pip install fastapi torch (CPU index)", "/bin/sh", "-c",
+		"python3 -m venv /venv && /venv/bin/pip install --index-url "+w.IndexURL+" --extra-index-url "+w.CPUIndexURL+" fastapi torch==2.6.0")
+	outs := probe(t, w, st, ProbeOptions{}, Cmd{Args: []string{"/venv/bin/python", "-c", `
+import json, fastapi, torch
+print(json.dumps({"fastapi": fastapi.__version__, "torch": torch.__version__, "cuda": torch.version.cuda,
+    "sum": float(torch.arange(4.0).sum())}))`}})
+	out := outs[0]
+	if out.ExitCode != 0 {
+		t.Fatalf("import failed: %s", out)
+	}
+	var got struct {
+		FastAPI, Torch string
+		CUDA           *string
+		Sum            float64
+	}
+	if err := json.Unmarshal([]byte(lastLine(out.Stdout)), &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	t.Logf("fastapi %s, torch %s, torch.version.cuda %v", got.FastAPI, got.Torch, got.CUDA)
+	if got.Torch != "2.6.0+cpu" || got.CUDA != nil || got.Sum != 6 {
+		t.Errorf("want torch 2.6.0+cpu with no CUDA, got %+v", got)
+	}
+}
+
+// From the CUDA base: the CUDA torch from the CUDA index, checked by its
+// files since it cannot be imported without cuDNN and a GPU driver.
+func TestSmokeCUDABaseCUDATorch(t *testing.T) {
+	w := ForTest(t)
+	st := llb.Image(w.CUDABase+"@"+w.CUDABaseDigest, llb.Platform(platform))
+	st = pipRun(st, "venv + pip install torch (CUDA index)", "/bin/sh", "-c",
+		"python3 -m venv /venv && /venv/bin/pip install --index-url "+w.IndexURL+" --extra-index-url "+w.CUDAIndexURL+" torch==2.6.0")
+	script := `set -e
+site=$(echo /venv/lib/python3*/site-packages)
+/venv/bin/pip show torch | sed -n 's/^Version: /version=/p'
+sed -n "s/^cuda[^=]*= *'\(.*\)'/cuda=\1/p" $site/torch/version.py
+ls $site/torch/lib/libtorch_cuda.so* >/dev/null && echo libtorch_cuda=present
+find $site -name '*.so*' -type f | while read f; do ldd "$f" | sed -n "s|^\s*\(\S*\) => not found|\1|p"; done | sort -u | sed 's/^/missing=/'
+ldd $site/torch/lib/libtorch_cuda.so* | sed -n "s|^\s*\(libcu[a-z]*\.so\.[0-9]*\) => \(\S*\).*|resolved=\1:\2|p"
+`
+	outs := probe(t, w, st, ProbeOptions{}, Cmd{Args: []string{"/bin/sh", "-c", script}})
+	out := outs[0]
+	if out.ExitCode != 0 {
+		t.Fatalf("probe failed: %s", out)
+	}
+	t.Logf("probe:\n%s", out.Stdout)
+	facts := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out.Stdout), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		facts[k] = append(facts[k], v)
+	}
+	if got := strings.Join(facts["version"], ","); got != "2.6.0+"+cudaLabel {
+		t.Errorf("torch version %q, want 2.6.0+%s", got, cudaLabel)
+	}
+	if got := strings.Join(facts["cuda"], ","); !strings.HasPrefix(got, cudaVersion) {
+		t.Errorf("torch/version.py cuda = %q, want %s.x", got, cudaVersion)
+	}
+	if len(facts["libtorch_cuda"]) == 0 {
+		t.Error("torch/lib/libtorch_cuda.so is missing")
+	}
+	for _, m := range facts["missing"] {
+		if !strings.HasPrefix(m, "libcudnn") && m != "libcuda.so.1" {
+			t.Errorf("NEEDED library %s does not resolve in the CUDA base", m)
+		}
+	}
+	resolved := strings.Join(facts["resolved"], " ")
+	for _, lib := range []string{"libcudart.so.12", "libcublas.so.12"} {
+		if !strings.Contains(resolved, lib+":/") {
+			t.Errorf("libtorch_cuda.so: %s does not resolve from the base's CUDA runtime (%s)", lib, resolved)
+		}
+	}
+}
+
+// The example app's own tests pass in a venv made from the local index:
+// the backend-dev set (ml extra with CPU torch, dev group) pinned from
+// uv.lock, then the project itself built with hatchling from the index. A
+// worker is also started with uvicorn and its health endpoints queried.
+func TestExampleAppTests(t *testing.T) {
+	w := ForTest(t)
+	example, err := filepath.Abs(filepath.Join("..", "..", "examples", "ktrdr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "run", "../../cmd/ktrdr-images", "requirements", "--context", example,
+		"--variant", "backend-dev", "--cpu-index", w.CPUIndexURL)
+	reqs, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ktrdr-images requirements: %v", err)
+	}
+	st := llb.Image(w.PythonBase+"@"+w.PythonBaseDigest, llb.Platform(platform)).
+		File(llb.Mkfile("/requirements.txt", 0o644, reqs)).
+		File(llb.Copy(llb.Local("example", llb.ExcludePatterns([]string{".venv", "**/__pycache__", ".pytest_cache", ".mypy_cache"})), "/", "/src/", &llb.CopyInfo{CreateDestPath: true}))
+	st = pipRun(st, "venv from the local index: uv.lock's backend-dev set, then the project", "/bin/sh", "-c",
+		"set -e; python3 -m venv /venv; "+
+			"/venv/bin/pip install --no-deps --index-url "+w.IndexURL+" --extra-index-url "+w.CPUIndexURL+" -r /requirements.txt; "+
+			"/venv/bin/pip install --no-deps --index-url "+w.IndexURL+" /src; /venv/bin/pip check")
+	outs := probe(t, w, st, ProbeOptions{LocalDirs: map[string]string{"example": example}},
+		Cmd{Args: []string{"/venv/bin/python", "-m", "pytest", "-v", "-p", "no:cacheprovider"}, Dir: "/src"},
+		Cmd{Args: []string{"/bin/sh", "-c", `set -e
+cd /tmp
+/venv/bin/uvicorn ktrdr.training.training_worker_api:app --host 127.0.0.1 --port 5002 >/tmp/uvicorn.log 2>&1 &
+pid=$!
+/venv/bin/python - <<'EOF'
+import json, time, urllib.request
+for i in range(100):
+    try:
+        health = json.load(urllib.request.urlopen("http://127.0.0.1:5002/health", timeout=2))
+        break
+    except OSError:
+        time.sleep(0.2)
+else:
+    raise SystemExit("the training worker did not answer: " + open("/tmp/uvicorn.log").read())
+print("health", json.dumps(health))
+print("device", json.dumps(json.load(urllib.request.urlopen("http://127.0.0.1:5002/device", timeout=30))))
+EOF
+kill $pid`}})
+	if outs[0].ExitCode != 0 {
+		t.Fatalf("pytest failed: %s", outs[0])
+	}
+	t.Logf("pytest:\n%s", outs[0].Stdout)
+	if outs[1].ExitCode != 0 {
+		t.Fatalf("training worker: %s", outs[1])
+	}
+	t.Logf("training worker under uvicorn:\n%s", outs[1].Stdout)
+	if !strings.Contains(outs[1].Stdout, `"healthy": true`) || !strings.Contains(outs[1].Stdout, `"flavour": "cpu"`) {
+		t.Errorf("unexpected answers: %s", outs[1].Stdout)
+	}
+}
+
+// A corrupt cache is repaired by the next Up: a truncated wheel makes the
+// index be built again (from buildkitd's cache when it still has it), and
+// the wheel comes back byte for byte (the wheelhouse is deterministic).
+// Only the cache directory is touched, so concurrent users of the world
+// are not disturbed (colorama is only installed on Windows).
+func TestRepairsCorruptCache(t *testing.T) {
+	w := ForTest(t)
+	var victim Wheel
+	for _, wh := range w.Wheels {
+		if wh.Name == "colorama" {
+			victim = wh
+		}
+	}
+	if victim.File == "" {
+		t.Fatal("no colorama wheel in the index")
+	}
+	wheelPath := filepath.Join(w.CacheDir, "index", "current", victim.File)
+	if err := os.Truncate(wheelPath, victim.Size/2); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	again, err := Up(context.Background(), Options{})
+	if err != nil {
+		t.Fatalf("Up after corruption: %v", err)
+	}
+	defer again.Close()
+	logWorld(t, again, time.Since(start))
+	for _, s := range again.Steps {
+		if s.Name == "index" && s.Outcome != "built" {
+			t.Errorf("index: %q, want built again", s.Outcome)
+		}
+	}
+	sum, err := sha256File(wheelPath)
+	if err != nil || sum != victim.SHA256 {
+		t.Errorf("%s not restored byte for byte (sha256 %s, want %s, %v)", victim.File, sum, victim.SHA256, err)
+	}
+	if len(again.Wheels) != len(w.Wheels) {
+		t.Fatalf("%d wheels after the repair, %d before", len(again.Wheels), len(w.Wheels))
+	}
+	for i, wh := range again.Wheels {
+		if wh != w.Wheels[i] {
+			t.Errorf("wheel changed in the rebuild: %+v, was %+v", wh, w.Wheels[i])
+		}
+	}
+}
+
+// A foreign process on a service's endpoint is reported with its pid, and
+// nothing is started. Runs without the world.
+func TestForeignListenerIsReported(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	l := layout{root: t.TempDir()}
+	if err := l.ensure(); err != nil {
+		t.Fatal(err)
+	}
+	s := &service{
+		name: "registry", argv: []string{"/bin/false"}, marker: filepath.Join(l.root, "registry", "config.yml"),
+		endpoint: addr, inUse: tcpInUse(addr),
+		healthy: func(context.Context) error { return nil },
+	}
+	_, err = ensureService(context.Background(), l, s)
+	if err == nil {
+		t.Fatal("ensureService started over a foreign listener")
+	}
+	msg := err.Error()
+	for _, want := range []string{addr, "already in use", "not the ktrdr-images registry"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not say %q", msg, want)
+		}
+	}
+	t.Log(msg)
+}
+
+// A service that exits at once is reported with the last lines of its log.
+func TestServiceFailureShowsLog(t *testing.T) {
+	l := layout{root: t.TempDir()}
+	if err := l.ensure(); err != nil {
+		t.Fatal(err)
+	}
+	s := &service{
+		name: "registry", argv: []string{"/bin/sh", "-c", "echo 'listen tcp: address already in use' >&2; exit 3"},
+		marker: "nothing", endpoint: "127.0.0.1:1", inUse: func() bool { return false },
+		healthy: func(context.Context) error { return net.ErrClosed },
+	}
+	_, err := ensureService(context.Background(), l, s)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	for _, want := range []string{"starting registry", "exited", l.logFile("registry"), "address already in use"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not say %q", msg, want)
+		}
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
