@@ -146,6 +146,7 @@ func ensureBase(ctx context.Context, l layout, reg *registryClient, r baseRecipe
 	dir := l.path("bases", r.Name)
 	var cached baseImage
 	if readJSON(path.Join(dir, "image.json"), &cached) == nil && cached.Key == k && layersIntact(l, &cached) {
+		cached.Ref = l.registry + "/" + r.Repo + ":" + r.Tag
 		have, err := reg.manifestDigest(ctx, r.Repo, r.Tag)
 		if err != nil {
 			return nil, "", failed("checking base image "+cached.Ref, l.logFile("registry"), err)
@@ -225,7 +226,7 @@ func buildBase(l layout, r baseRecipe, parent *baseImage, k string, logf func(st
 	logf("base %s: mmdebstrap done in %s", r.Name, time.Since(start).Round(time.Second))
 	defer os.Remove(rootfs)
 
-	img := &baseImage{Key: k, Ref: RegistryAddr + "/" + r.Repo + ":" + r.Tag}
+	img := &baseImage{Key: k, Ref: l.registry + "/" + r.Repo + ":" + r.Tag}
 	var lower map[string]entryKey
 	if parent != nil {
 		img.Layers = append(img.Layers, parent.Layers...)

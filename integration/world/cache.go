@@ -24,7 +24,11 @@ const DefaultCacheDir = "/var/cache/ktrdr-images"
 const CacheEnv = "KTRDR_IMAGES_CACHE"
 
 // layout names every path of the cache directory in one place.
-type layout struct{ root string }
+type layout struct {
+	root     string
+	registry string // host:port of the registry
+	index    string // host:port of the index server
+}
 
 func (l layout) path(elem ...string) string {
 	return filepath.Join(append([]string{l.root}, elem...)...)

@@ -13,8 +13,8 @@ import (
 	"github.com/moby/buildkit/client"
 )
 
-// Fixed endpoints of the world. The registry address is part of the base
-// image names, so it is not configurable.
+// Default endpoints of the world. The registry address is part of the base
+// image names (127.0.0.1:5000/library/python:3.13-slim).
 const (
 	RegistryAddr = "127.0.0.1:5000"
 	// IndexAddr is where the package index is served (3141 is devpi's port,
@@ -49,7 +49,7 @@ insecure-entitlements = ["network.host"]
 [registry.%q]
   http = true
   insecure = true
-`, l.path("buildkitd", "root"), l.socket(), RegistryAddr)
+`, l.path("buildkitd", "root"), l.socket(), l.registry)
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return nil, err
 	}
@@ -94,7 +94,7 @@ storage:
     enabled: true
 http:
   addr: %s
-`, l.path("registry", "data"), RegistryAddr)
+`, l.path("registry", "data"), l.registry)
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return nil, err
 	}
@@ -103,10 +103,10 @@ http:
 		argv:     []string{l.bin("registry"), "serve", conf},
 		env:      baseEnv("OTEL_TRACES_EXPORTER=none", "OTEL_SDK_DISABLED=true"),
 		marker:   conf,
-		endpoint: RegistryAddr,
-		inUse:    tcpInUse(RegistryAddr),
+		endpoint: l.registry,
+		inUse:    tcpInUse(l.registry),
 		healthy: func(ctx context.Context) error {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+RegistryAddr+"/v2/", nil)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+l.registry+"/v2/", nil)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				return err
@@ -130,13 +130,13 @@ func indexService(l layout) *service {
 	dir := l.path("index", "current")
 	return &service{
 		name:     "index",
-		argv:     []string{l.bin("ktrdr-world"), "serve-index", "--addr", IndexAddr, "--dir", dir},
+		argv:     []string{l.bin("ktrdr-world"), "serve-index", "--addr", l.index, "--dir", dir},
 		env:      baseEnv(),
 		marker:   dir,
-		endpoint: IndexAddr,
-		inUse:    tcpInUse(IndexAddr),
+		endpoint: l.index,
+		inUse:    tcpInUse(l.index),
 		healthy: func(ctx context.Context) error {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+IndexAddr+indexHealthPath, nil)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+l.index+indexHealthPath, nil)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				return err
@@ -144,7 +144,7 @@ func indexService(l layout) *service {
 			defer resp.Body.Close()
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 			if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(b)) != indexHealthPrefix+dir {
-				return fmt.Errorf("%s answered %s %q, not the index server of %s", IndexAddr, resp.Status, b, dir)
+				return fmt.Errorf("%s answered %s %q, not the index server of %s", l.index, resp.Status, b, dir)
 			}
 			return nil
 		},

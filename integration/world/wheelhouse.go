@@ -179,9 +179,6 @@ type Wheel struct {
 	Size    int64  `json:"size"`
 }
 
-// URL is where the index serves the wheel.
-func (wh Wheel) URL() string { return "http://" + IndexAddr + "/" + wh.File }
-
 type indexStamp struct {
 	Key    string  `json:"key"`
 	Wheels []Wheel `json:"wheels"`

@@ -22,6 +22,10 @@ type Options struct {
 	// Log receives one line per step (what was reused, built or started,
 	// and how long it took). Nil discards.
 	Log io.Writer
+	// RegistryAddr and IndexAddr move the registry and the index server
+	// (default RegistryAddr, IndexAddr), for a second, private world on the
+	// same machine (with its own CacheDir); image names follow.
+	RegistryAddr, IndexAddr string
 }
 
 // World is the running offline world.
@@ -111,6 +115,17 @@ func (w *World) step(name string, fn func() (string, error)) error {
 	return nil
 }
 
+func newLayout(dir string, opts Options) layout {
+	l := layout{root: dir, registry: opts.RegistryAddr, index: opts.IndexAddr}
+	if l.registry == "" {
+		l.registry = RegistryAddr
+	}
+	if l.index == "" {
+		l.index = IndexAddr
+	}
+	return l
+}
+
 // resolveCacheDir applies the defaults of Options.CacheDir.
 func resolveCacheDir(dir string) (string, error) {
 	if dir == "" {
@@ -130,18 +145,18 @@ func Up(ctx context.Context, opts Options) (_ *World, err error) {
 	if err != nil {
 		return nil, err
 	}
-	l := layout{root: dir}
+	l := newLayout(dir, opts)
 	w := &World{
 		layout:       l,
 		logw:         opts.Log,
 		CacheDir:     dir,
-		Registry:     RegistryAddr,
+		Registry:     l.registry,
 		BuildkitAddr: "unix://" + l.socket(),
 		BuildkitdBin: l.bin("buildkitd"),
 		BuildctlBin:  l.bin("buildctl"),
-		IndexURL:     "http://" + IndexAddr + "/simple",
-		CPUIndexURL:  "http://" + IndexAddr + "/whl/cpu",
-		CUDAIndexURL: "http://" + IndexAddr + "/whl/" + cudaLabel,
+		IndexURL:     "http://" + l.index + "/simple",
+		CPUIndexURL:  "http://" + l.index + "/whl/cpu",
+		CUDAIndexURL: "http://" + l.index + "/whl/" + cudaLabel,
 	}
 	if os.Geteuid() != 0 {
 		return nil, errors.New("the offline world needs root (buildkitd with runc and overlayfs, mmdebstrap in root mode)")
@@ -194,7 +209,7 @@ func Up(ctx context.Context, opts Options) (_ *World, err error) {
 		}
 	}
 
-	rc := newRegistryClient(RegistryAddr)
+	rc := newRegistryClient(l.registry)
 	var bases []*baseImage
 	for _, r := range baseRecipes() {
 		var parent *baseImage
@@ -305,7 +320,7 @@ func Down(opts Options) error {
 	if err != nil {
 		return err
 	}
-	l := layout{root: dir}
+	l := newLayout(dir, opts)
 	excl, err := flock(l.path("users.lock"), syscall.LOCK_EX, true)
 	if err != nil {
 		return fmt.Errorf("the world in %s is in use by another process (a test run?): not stopping it", dir)

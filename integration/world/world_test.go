@@ -321,7 +321,7 @@ func TestForeignListenerIsReported(t *testing.T) {
 	}
 	defer ln.Close()
 	addr := ln.Addr().String()
-	l := layout{root: t.TempDir()}
+	l := layout{root: t.TempDir(), registry: RegistryAddr, index: IndexAddr}
 	if err := l.ensure(); err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +345,7 @@ func TestForeignListenerIsReported(t *testing.T) {
 
 // A service that exits at once is reported with the last lines of its log.
 func TestServiceFailureShowsLog(t *testing.T) {
-	l := layout{root: t.TempDir()}
+	l := layout{root: t.TempDir(), registry: RegistryAddr, index: IndexAddr}
 	if err := l.ensure(); err != nil {
 		t.Fatal(err)
 	}

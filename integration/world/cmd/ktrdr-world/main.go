@@ -30,7 +30,7 @@ func main() {
 	}
 }
 
-const usage = `usage: ktrdr-world [--cache DIR] up|env|down
+const usage = `usage: ktrdr-world [--cache DIR] [--registry HOST:PORT] [--index HOST:PORT] up|env|down
        ktrdr-world serve-index --addr ADDR --dir DIR
 
   up      bring the offline world up (idempotent) and leave it running;
@@ -44,6 +44,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	cache := fs.String("cache", "", "cache directory (default $"+world.CacheEnv+", else "+world.DefaultCacheDir+")")
+	registry := fs.String("registry", "", "registry address (default "+world.RegistryAddr+"; another one for a second, private world)")
+	index := fs.String("index", "", "index server address (default "+world.IndexAddr+")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -53,7 +55,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opts := world.Options{CacheDir: *cache, Log: stderr}
+	opts := world.Options{CacheDir: *cache, Log: stderr, RegistryAddr: *registry, IndexAddr: *index}
 	switch cmd := fs.Arg(0); cmd {
 	case "up", "env":
 		w, err := world.Up(ctx, opts)
