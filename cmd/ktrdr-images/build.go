@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -185,8 +186,13 @@ func writeReportTable(w io.Writer, rep *build.Report) {
 			fmt.Fprintf(w, "  %s %s %s: %s\n", mark, r.Variant, p.Name, p.Detail)
 		}
 	}
-	for n, m := range rep.Measures {
-		if m.UniqueBytes > 0 {
+	var measured []string
+	for n := range rep.Measures {
+		measured = append(measured, n)
+	}
+	sort.Strings(measured)
+	for _, n := range measured {
+		if m := rep.Measures[n]; m.UniqueBytes > 0 {
 			fmt.Fprintf(w, "  %s: layer content %s for %s of final files (%.3fx)\n", n, size(m.ContentBytes), size(m.UniqueBytes), float64(m.ContentBytes)/float64(m.UniqueBytes))
 		}
 	}

@@ -297,7 +297,8 @@ func checkTool(ctx context.Context, c *Container, tool []string) Result {
 	if r.Err != nil {
 		return result(name, fmt.Errorf("%s: %v: %s", strings.Join(tool, " "), r.Err, tail(r.Stderr+r.Stdout, 300)), "")
 	}
-	return result(name, nil, tail(strings.TrimSpace(r.Stdout+r.Stderr), 120))
+	first, _, _ := strings.Cut(strings.TrimSpace(r.Stdout+r.Stderr), "\n")
+	return result(name, nil, tail(first, 120))
 }
 
 func checkHealth(ctx context.Context, c *Container, spec Spec) Result {

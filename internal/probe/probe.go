@@ -75,7 +75,15 @@ func Start(ctx context.Context, gw gwclient.Client, img Image) (*Container, erro
 	if err != nil {
 		return nil, fmt.Errorf("starting a probe container: %w", err)
 	}
-	return &Container{gw: gw, img: img, ctr: ctr}, nil
+	c := &Container{gw: gw, img: img, ctr: ctr}
+	// The first process is the container's init: when it exits the
+	// container goes with it. Keep one that waits until Release, so every
+	// probe runs as a process of its own next to it.
+	if _, _, _, err := c.start(ctx, "", []string{"/bin/sh", "-c", "while :; do sleep 3600; done"}); err != nil {
+		ctr.Release(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("starting the probe container's init: %w", err)
+	}
+	return c, nil
 }
 
 // Release frees the container.
@@ -107,15 +115,36 @@ type Exec struct {
 	Err            error
 }
 
+const exitMarker = "__ktrdr_probe_exit="
+
 // Run runs args as user (the image's when empty) with the image's env and
 // workdir, and waits for it.
+//
+// The command runs under a shell that always exits 0 and writes the
+// command's status after its stderr: a process that exits non-zero in a
+// gateway container makes the next processes of that container report
+// the same failure at once (seen with BuildKit v0.34), so no probe
+// process may exit non-zero.
 func (c *Container) Run(ctx context.Context, user string, args ...string) Exec {
-	proc, out, errb, err := c.start(ctx, user, args)
+	wrapped := append([]string{"/bin/sh", "-c", `"$@"; echo "` + exitMarker + `$?" >&2`, "sh"}, args...)
+	proc, out, errb, err := c.start(ctx, user, wrapped)
 	if err != nil {
 		return Exec{Err: err}
 	}
-	err = proc.Wait()
-	return Exec{Stdout: out.String(), Stderr: errb.String(), Err: err}
+	if err := proc.Wait(); err != nil {
+		return Exec{Stdout: out.String(), Stderr: errb.String(), Err: err}
+	}
+	stderr := errb.String()
+	i := strings.LastIndex(stderr, exitMarker)
+	if i < 0 {
+		return Exec{Stdout: out.String(), Stderr: stderr, Err: errors.New("the probe shell ended without reporting the command's status")}
+	}
+	code := strings.TrimSpace(stderr[i+len(exitMarker):])
+	r := Exec{Stdout: out.String(), Stderr: stderr[:i]}
+	if code != "0" {
+		r.Err = fmt.Errorf("exit code: %s", code)
+	}
+	return r
 }
 
 func (c *Container) start(ctx context.Context, user string, args []string) (gwclient.ContainerProcess, *buffer, *buffer, error) {
@@ -168,9 +197,10 @@ func (c *Container) Serve(ctx context.Context) (stop func() string, err error) {
 func (c *Container) HTTPGet(ctx context.Context, url string, timeout time.Duration) (string, error) {
 	tries := int(timeout / (500 * time.Millisecond))
 	script := fmt.Sprintf(`i=0; while [ $i -lt %d ]; do if curl -fsS --max-time 2 %s; then exit 0; fi; i=$((i+1)); sleep 0.5; done; curl -fsS --max-time 2 %s`, tries, url, url)
+	start := time.Now()
 	r := c.Run(ctx, "", "/bin/sh", "-c", script)
 	if r.Err != nil {
-		return "", fmt.Errorf("GET %s: %v: %s", url, r.Err, tail(r.Stderr, 300))
+		return "", fmt.Errorf("GET %s: no answer in %s: %v: %s", url, time.Since(start).Round(time.Second), r.Err, tail(r.Stdout+r.Stderr, 300))
 	}
 	return r.Stdout, nil
 }
