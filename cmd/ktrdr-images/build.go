@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/ktrdr/ktrdr-images/internal/build"
 	"github.com/ktrdr/ktrdr-images/variants"
@@ -140,76 +137,12 @@ func runBuild(ctx context.Context, w io.Writer, f buildFlags) error {
 		Inspect:     f.push,
 	})
 	if rep != nil {
-		writeReportTable(w, rep)
+		build.WriteTable(w, rep)
 		if f.report != "" {
-			dt, err := json.MarshalIndent(struct {
-				Images []build.ImageReport `json:"images"`
-			}{rep.Images}, "", "  ")
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(f.report, append(dt, '\n'), 0o644); err != nil {
+			if err := build.WriteReportFile(f.report, rep); err != nil {
 				return fmt.Errorf("option --report: %w", err)
 			}
 		}
 	}
 	return runErr
-}
-
-func writeReportTable(w io.Writer, rep *build.Report) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VARIANT\tIMAGE\tDIGEST\tCOMPRESSED\tUNCOMPRESSED\tLAYERS\tPROBES")
-	for _, r := range rep.Images {
-		ok := 0
-		for _, p := range r.Probes {
-			if p.OK {
-				ok++
-			}
-		}
-		probes := fmt.Sprintf("%d/%d ok", ok, len(r.Probes))
-		if len(r.Probes) == 0 {
-			probes = "not run"
-		}
-		digest := r.Digest
-		if len(digest) > 19 {
-			digest = digest[:19]
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Variant, r.Ref, digest, size(r.CompressedBytes), size(r.UncompressedBytes), r.Layers, probes)
-	}
-	tw.Flush()
-	for _, r := range rep.Images {
-		for _, p := range r.Probes {
-			mark := "ok  "
-			if !p.OK {
-				mark = "FAIL"
-			}
-			fmt.Fprintf(w, "  %s %s %s: %s\n", mark, r.Variant, p.Name, p.Detail)
-		}
-	}
-	var measured []string
-	for n := range rep.Measures {
-		measured = append(measured, n)
-	}
-	sort.Strings(measured)
-	for _, n := range measured {
-		if m := rep.Measures[n]; m.UniqueBytes > 0 {
-			fmt.Fprintf(w, "  %s: layer content %s for %s of final files (%.3fx)\n", n, size(m.ContentBytes), size(m.UniqueBytes), float64(m.ContentBytes)/float64(m.UniqueBytes))
-		}
-	}
-	v := rep.Vertices
-	if v.Distinct > 0 {
-		fmt.Fprintf(w, "vertices: %d over %d solves, %d distinct, %d shared by several images (solved once), %d from cache\n", v.Total, len(v.PerVariant), v.Distinct, v.Shared, v.Cached)
-	}
-}
-
-func size(n int64) string {
-	switch {
-	case n == 0:
-		return "-"
-	case n >= 1e9:
-		return fmt.Sprintf("%.2f GB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	}
-	return fmt.Sprintf("%.1f kB", float64(n)/1e3)
 }

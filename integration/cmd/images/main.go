@@ -1,0 +1,75 @@
+// Command images is `make images`: it brings the offline world up (tools,
+// buildkitd, registry, Debian-made base images, the local package index;
+// everything cached), builds the four images of the example app with
+// ktrdr-images in one invocation, probes them, pushes them to the world's
+// registry and prints the table. It is the CLI's build with the options
+// that point it at the offline world (pip installer, the local index, the
+// CUDA base for worker-gpu); nothing here is a second code path.
+//
+//	go run ./integration/cmd/images [-report FILE] [-context DIR] [-progress MODE]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/ktrdr/ktrdr-images/integration/world"
+	"github.com/ktrdr/ktrdr-images/internal/build"
+	"github.com/ktrdr/ktrdr-images/variants"
+)
+
+func main() {
+	report := flag.String("report", "", "also write the report as JSON to this file")
+	dir := flag.String("context", "examples/ktrdr", "the app to build")
+	progress := flag.String("progress", "auto", "progress output: auto, plain, tty, rawjson or quiet")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *dir, *report, *progress); err != nil {
+		fmt.Fprintln(os.Stderr, "make images:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, dir, report, progress string) error {
+	start := time.Now()
+	w, err := world.Up(ctx, world.Options{Log: os.Stderr})
+	if err != nil {
+		return fmt.Errorf("bringing the offline world up: %w", err)
+	}
+	worldTook := time.Since(start).Round(time.Second)
+	fmt.Fprintf(os.Stderr, "offline world up in %s; building the four images of %s\n", worldTook, dir)
+	c, err := w.Client(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	o := variants.DefaultOptions()
+	o.PythonBase = w.PythonBase
+	o.CUDABase = w.CUDABase
+	o.Installer = "pip"
+	o.IndexURL = w.IndexURL
+	o.CPUIndexURL = w.CPUIndexURL
+	o.CUDAIndexURL = w.CUDAIndexURL
+	o.Registry = w.Registry + "/ktrdr"
+	bstart := time.Now()
+	rep, err := build.Run(ctx, c, build.RunOptions{
+		ContextDir: dir, Options: o, Probe: true, Push: true, Inspect: true, Progress: progress,
+	})
+	if rep != nil {
+		fmt.Println()
+		build.WriteTable(os.Stdout, rep)
+		fmt.Printf("four images built, probed and pushed to %s in %s (the world was up in %s)\n", o.Registry, time.Since(bstart).Round(time.Second), worldTook)
+		if report != "" {
+			if werr := build.WriteReportFile(report, rep); werr != nil {
+				return fmt.Errorf("-report: %w", werr)
+			}
+		}
+	}
+	return err
+}
