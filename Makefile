@@ -1,8 +1,9 @@
 # ktrdr-images: the two commands of the README, and a few helpers.
 #
 #   make images      set up the offline world as needed (tools, buildkitd, registry,
-#                    base images, package index), then build the four images
-#                    (the build lands with the LLB core; until then it says so)
+#                    base images, package index), then build the four images of
+#                    examples/ktrdr in one invocation, probe them, push them to the
+#                    world's registry and print the table (REPORT=FILE: also JSON)
 #   make test        unit tests, then the integration tests on the offline world,
 #                    which is brought up as needed (what .ci/run runs)
 #   make test-short  unit tests only, no daemon, seconds
@@ -18,8 +19,10 @@ WORLD      = $(GO) run ./integration/world/cmd/ktrdr-world
 
 .PHONY: images test test-short test-integration world world-down vet fmt-check
 
-images: world
-	@echo "make images: the offline world is up; building the four images arrives with the LLB core issue."
+REPORT ?=
+
+images:
+	$(GO) run ./integration/cmd/images $(if $(REPORT),-report $(REPORT))
 
 test: fmt-check vet test-short test-integration
 
@@ -27,8 +30,10 @@ test-short:
 	$(GO) test -short $(TESTFLAGS) ./...
 
 # -count=1: integration results depend on the world, never on Go's test cache.
+# -p 1: the packages share one world (one buildkitd, one registry), and the
+# world's own tests stop and repair it; they must not run at the same time.
 test-integration:
-	$(GO) test -count=1 -timeout 60m -v $(TESTFLAGS) ./integration/...
+	$(GO) test -count=1 -p 1 -timeout 75m -v $(TESTFLAGS) ./integration/...
 
 world:
 	$(WORLD) up
