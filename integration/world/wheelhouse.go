@@ -286,9 +286,25 @@ func solveWheelhouse(ctx context.Context, w *World, spec indexSpec, out, logPath
 		return err
 	}
 	defer lf.Close()
-	return solve(ctx, c, def, client.SolveOpt{
+	// The result is also kept as a BuildKit cache in the cache directory,
+	// so that rebuilding the index (a repair) does not depend on buildkitd's
+	// own cache, which GC or a prune may have emptied.
+	cacheDir := w.layout.path("index-buildcache")
+	opt := client.SolveOpt{
 		Exports: []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: out}},
-	}, lf)
+		CacheExports: []client.CacheOptionsEntry{{Type: "local", Attrs: map[string]string{
+			"dest": cacheDir + ".new", "mode": "min", "compression": "zstd",
+		}}},
+	}
+	if _, err := os.Stat(filepath.Join(cacheDir, "index.json")); err == nil {
+		opt.CacheImports = []client.CacheOptionsEntry{{Type: "local", Attrs: map[string]string{"src": cacheDir}}}
+	}
+	os.RemoveAll(cacheDir + ".new")
+	if err := solve(ctx, c, def, opt, lf); err != nil {
+		return err
+	}
+	os.RemoveAll(cacheDir)
+	return os.Rename(cacheDir+".new", cacheDir)
 }
 
 // solve runs a definition with plain progress written to log.

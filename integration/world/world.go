@@ -107,11 +107,11 @@ func (w *World) step(name string, fn func() (string, error)) error {
 	outcome, err := fn()
 	d := time.Since(start)
 	if err != nil {
-		w.logf("%-10s FAILED after %s", name, d.Round(100*time.Millisecond))
+		w.logf("%-10s FAILED after %s", name, d.Round(10*time.Millisecond))
 		return err
 	}
 	w.Steps = append(w.Steps, Step{Name: name, Outcome: outcome, Duration: d})
-	w.logf("%-10s %s (%s)", name, outcome, d.Round(100*time.Millisecond))
+	w.logf("%-10s %s (%s)", name, outcome, d.Round(10*time.Millisecond))
 	return nil
 }
 
@@ -253,7 +253,7 @@ func Up(ctx context.Context, opts Options) (_ *World, err error) {
 		return nil, fmt.Errorf("locking %s: %w", l.path("users.lock"), err)
 	}
 	w.users = users
-	w.logf("up in %s", time.Since(total).Round(100*time.Millisecond))
+	w.logf("up in %s", time.Since(total).Round(10*time.Millisecond))
 	return w, nil
 }
 
