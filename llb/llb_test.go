@@ -158,3 +158,36 @@ func TestAptInstallOp(t *testing.T) {
 		t.Fatal("no apt op")
 	}
 }
+
+// Pip installs with --require-hashes only when every pin of a group has
+// hashes, and takes packages from another index in a group of their own.
+func TestPipRequireHashes(t *testing.T) {
+	env := Env{Build: Build{Platform: amd64}, Python: "python3", AppDir: "/app", VenvDir: "/app/.venv",
+		User: User{Name: "app", Group: "app", UID: 999, GID: 999, Home: "/app", Shell: "/sbin/nologin"}, DepFiles: llb.Scratch()}
+	layer := Layer{Name: "deps", CacheKey: "none", Requirements: []Requirement{
+		{Name: "a", Version: "1.0", Hashes: []string{"sha256:aa"}},
+		{Name: "b", Version: "2.0", Hashes: []string{"sha256:bb", "sha256:cc"}},
+		{Name: "torch", Version: "2.6.0+cpu", Index: "https://download.pytorch.org/whl/cpu", OutsideLock: true},
+	}}
+	st := Pip{}.Install(llb.Image("python"), layer, env)
+	def, err := st.Marshal(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all string
+	for _, dt := range def.Def {
+		all += string(dt)
+	}
+	for _, want := range []string{
+		"a==1.0 --hash=sha256:aa", "b==2.0 --hash=sha256:bb --hash=sha256:cc", "torch==2.6.0+cpu",
+		"--require-hashes -r /run/deps/reqs/requirements-0.txt",
+		"--index-url https://download.pytorch.org/whl/cpu -r /run/deps/reqs/requirements-1.txt",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("pip layer lacks %q", want)
+		}
+	}
+	if strings.Count(all, "--require-hashes") != 1 {
+		t.Errorf("--require-hashes must apply to the hashed group only")
+	}
+}
