@@ -319,6 +319,10 @@ func BenchmarkImages(b *testing.B) {
 		}
 		for _, way := range ways {
 			r.block(ctx, way, rep+1, k, fmt.Sprintf("bench-%s-%s-r%d", id, way, rep+1))
+			// What is measured so far, in case the run is cut short.
+			if err := r.res.WriteCSV(logs); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	b.StopTimer()

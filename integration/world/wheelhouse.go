@@ -208,7 +208,7 @@ func ensureIndex(ctx context.Context, w *World, root string) (*indexStamp, strin
 	os.RemoveAll(tmp)
 	start := time.Now()
 	w.logf("index: building the wheelhouse on buildkitd (log %s)", logPath)
-	if err := solveWheelhouse(ctx, w, spec, tmp, logPath); err != nil {
+	if err := solveWheelhouse(ctx, w, spec, k, tmp, logPath); err != nil {
 		return nil, "", failed("building the package index (Debian packages repacked as wheels on buildkitd)", logPath, err)
 	}
 	w.logf("index: wheelhouse built in %s", time.Since(start).Round(time.Second))
@@ -271,7 +271,7 @@ func wheelsIntact(dir string, wheels []Wheel) bool {
 
 // solveWheelhouse builds and checks the wheels on buildkitd and exports
 // them to out.
-func solveWheelhouse(ctx context.Context, w *World, spec indexSpec, out, logPath string) error {
+func solveWheelhouse(ctx context.Context, w *World, spec indexSpec, k, out, logPath string) error {
 	def, err := wheelhouseGraph(ctx, w, spec)
 	if err != nil {
 		return err
@@ -288,19 +288,23 @@ func solveWheelhouse(ctx context.Context, w *World, spec indexSpec, out, logPath
 	defer lf.Close()
 	// The result is also kept as a BuildKit cache in the cache directory,
 	// so that rebuilding the index (a repair) does not depend on buildkitd's
-	// own cache, which GC or a prune may have emptied.
+	// own cache, which GC or a prune may have emptied. It is imported when
+	// it was made for the same inputs, exported anew otherwise.
 	cacheDir := w.layout.path("index-buildcache")
-	opt := client.SolveOpt{
-		Exports: []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: out}},
-		CacheExports: []client.CacheOptionsEntry{{Type: "local", Attrs: map[string]string{
-			"dest": cacheDir + ".new", "mode": "min", "compression": "zstd",
-		}}},
-	}
-	if _, err := os.Stat(filepath.Join(cacheDir, "index.json")); err == nil {
+	keyFile := filepath.Join(cacheDir, "ktrdr-world.key")
+	opt := client.SolveOpt{Exports: []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: out}}}
+	if b, err := os.ReadFile(keyFile); err == nil && string(b) == k {
 		opt.CacheImports = []client.CacheOptionsEntry{{Type: "local", Attrs: map[string]string{"src": cacheDir}}}
+		return solve(ctx, c, def, opt, lf)
 	}
 	os.RemoveAll(cacheDir + ".new")
+	opt.CacheExports = []client.CacheOptionsEntry{{Type: "local", Attrs: map[string]string{
+		"dest": cacheDir + ".new", "mode": "min", "compression": "zstd",
+	}}}
 	if err := solve(ctx, c, def, opt, lf); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(cacheDir+".new", "ktrdr-world.key"), []byte(k), 0o644); err != nil {
 		return err
 	}
 	os.RemoveAll(cacheDir)

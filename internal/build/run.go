@@ -154,6 +154,20 @@ type VariantError struct {
 	Errors map[string]error
 }
 
+// Unwrap gives the variants' errors to errors.Is and errors.As.
+func (e *VariantError) Unwrap() []error {
+	names := make([]string, 0, len(e.Errors))
+	for n := range e.Errors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]error, 0, len(names))
+	for _, n := range names {
+		out = append(out, e.Errors[n])
+	}
+	return out
+}
+
 func (e *VariantError) Error() string {
 	names := make([]string, 0, len(e.Errors))
 	for n := range e.Errors {
@@ -264,7 +278,11 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 				solved[n] = s
 			}
 			if err != nil {
-				errs[n] = fmt.Errorf("variant %s: %w", n, unwrapProbe(err, s))
+				var pe *ProbeError
+				if err = unwrapProbe(err, s); !errors.As(err, &pe) {
+					err = fmt.Errorf("variant %s: %w", n, err)
+				}
+				errs[n] = err
 				return
 			}
 			resps[n] = resp
