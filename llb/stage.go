@@ -138,18 +138,26 @@ func Merged(rt Runtime, chain []Part) ([]Part, llb.State) {
 }
 
 // Copied assembles a runtime image the plain way, for a variant that cannot
-// share layers (its runtime base differs from the builder's): the runtime's
-// own layers, then the builder's app dir copied in one layer, given to the
-// app user by the copy itself.
-func Copied(rt Runtime, from llb.State, env Env) ([]Part, llb.State) {
+// share layers (its runtime base is not the builder's): the runtime's own
+// layers, then the builder's app dir with its environment (from envState)
+// copied in one layer, given to the app user by the copy itself, then, when
+// project differs from envState, what the project step changed as a diff
+// layer of its own, so that a code change never re-copies the environment.
+func Copied(rt Runtime, envState, project llb.State, hasProject bool, env Env) ([]Part, llb.State) {
 	opts := append([]llb.CopyOption{&llb.CopyInfo{
 		CopyDirContentsOnly: true,
 		CreateDestPath:      true,
 		ChownOpt:            env.User.chown(),
 	}}, env.created()...)
-	st := rt.WithPackages.File(llb.Copy(from, env.AppDir, env.AppDir, opts...),
+	st := rt.WithPackages.File(llb.Copy(envState, env.AppDir, env.AppDir, opts...),
 		llb.WithCustomNamef("[runtime] copy %s from the builder, owned by %s", env.AppDir, env.User.Name))
-	return []Part{{Name: "user", State: rt.WithUser}, {Name: "runtime packages", State: rt.WithPackages}, {Name: "app (copied)", State: st}}, st
+	parts := []Part{{Name: "user", State: rt.WithUser}, {Name: "runtime packages", State: rt.WithPackages}, {Name: "app env (copied)", State: st}}
+	if !hasProject {
+		return parts, st
+	}
+	diff := llb.Diff(envState, project, llb.WithCustomName("[layer] project"))
+	parts = append(parts, Part{Name: "project", State: diff})
+	return parts, llb.Merge([]llb.State{st, diff}, llb.WithCustomName("[runtime] merge the copied env + project"))
 }
 
 // Validate checks an Env's paths, user and interpreter.

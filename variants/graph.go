@@ -171,7 +171,9 @@ func graph(in Inputs, o Options, v Variant, b ourllb.Build, builder ourllb.Build
 		chain = append(chain, ourllb.Part{Name: "env " + layers[i].Name, State: st})
 	}
 	last := chain[len(chain)-1].State
-	if len(v.Copy) > 0 || v.InstallProject {
+	envLast := last
+	hasProject := len(v.Copy) > 0 || v.InstallProject
+	if hasProject {
 		full := layers[len(layers)-1].Sync
 		proj := builder.WithProject(last, ourllb.Project{Context: in.Context, Paths: v.Copy, Install: v.InstallProject, Sync: full})
 		chain = append(chain, ourllb.Part{Name: "project", State: proj})
@@ -184,7 +186,7 @@ func graph(in Inputs, o Options, v Variant, b ourllb.Build, builder ourllb.Build
 		img.Shared = true
 		img.Parts, img.State = ourllb.Merged(rt, chain)
 	} else {
-		img.Parts, img.State = ourllb.Copied(rt, last, builder.Env)
+		img.Parts, img.State = ourllb.Copied(rt, envLast, last, hasProject, builder.Env)
 	}
 	img.Config = ourllb.MergeConfig(rtBase.Config, imageConfig(in, o, v, name, rtBase.Ref), b.Platform, o.SourceDateEpoch)
 	return img, nil

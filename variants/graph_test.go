@@ -259,8 +259,14 @@ func TestGPUModes(t *testing.T) {
 			if img.Shared {
 				t.Error("worker-gpu on a CUDA base claims shared layers")
 			}
-			if g.ops[g.root].GetMerge() != nil || len(g.find("[runtime] copy /app from the builder")) != 1 {
-				t.Error("worker-gpu on a CUDA base is not assembled by one copy of /app")
+			if len(g.find("[runtime] copy /app from the builder")) != 1 || len(g.find("[layer] project")) != 1 {
+				t.Error("worker-gpu on a CUDA base is not assembled by one copy of /app and the project's diff")
+			}
+			// The copied environment comes from the builder before the
+			// project step: a code change does not copy it again.
+			cp := g.one("[runtime] copy /app from the builder")
+			if g.ancestors(cp)[g.one("[builder] copy ktrdr")] {
+				t.Error("the copied environment depends on the project's code")
 			}
 			if f := g.mkfiles(); strings.Contains(f, "nvidia-") {
 				t.Errorf("CUDA-base mode installs nvidia wheels:\n%s", f)
@@ -295,13 +301,13 @@ func TestUserBeforeFilesAndOwnership(t *testing.T) {
 					t.Errorf("%s: user step %q", name, c)
 				}
 				root := g.ops[g.root]
-				if merge := root.GetMerge(); merge != nil {
+				if b.images[name].Shared {
 					// Merge inputs: the base, then the user layer, then the rest.
 					userLayer := digest.Digest(root.Inputs[1].Digest)
 					if g.names[userLayer] != "[layer] user" {
 						t.Errorf("%s: the first layer on the base is %q, not the user", name, g.names[userLayer])
 					}
-				} else if !g.ancestors(g.root)[u] {
+				} else if !g.ancestors(g.one("[runtime] copy /app from the builder"))[u] {
 					t.Errorf("%s: the copied app does not descend from the user step", name)
 				}
 				for d, e := range g.execs() {
