@@ -23,7 +23,7 @@ type buildFlags struct {
 	variants                                        []string
 	opts                                            []string
 	platform                                        string
-	push, probe                                     bool
+	push, probe, noCache                            bool
 	outputs, importCache, exportCache               []string
 	progress                                        string
 	report                                          string
@@ -60,6 +60,7 @@ Options (--opt KEY=VALUE, repeatable):
 	fl.StringVar(&f.platform, "platform", variants.DefaultPlatform, "target platform: linux/amd64 or linux/arm64")
 	fl.BoolVar(&f.push, "push", false, "push each image to its registry name (see the registry, tag and image.VARIANT options)")
 	fl.BoolVar(&f.probe, "probe", true, "probe each image from the inside before exporting it")
+	fl.BoolVar(&f.noCache, "no-cache", false, "solve every step again instead of reusing the cache")
 	fl.StringArrayVar(&f.outputs, "output", nil, "buildctl output, e.g. type=oci,dest=out/{variant}.tar (repeatable)")
 	fl.StringArrayVar(&f.importCache, "import-cache", nil, "buildctl cache import, e.g. type=registry,ref=REG/cache:{variant} (repeatable)")
 	fl.StringArrayVar(&f.exportCache, "export-cache", nil, "buildctl cache export, e.g. type=gha,scope={variant},mode=max (repeatable)")
@@ -129,6 +130,7 @@ func runBuild(ctx context.Context, w io.Writer, f buildFlags) error {
 		Variants:    f.variants,
 		Options:     opts,
 		Probe:       f.probe,
+		NoCache:     f.noCache,
 		Push:        f.push,
 		Outputs:     f.outputs,
 		ImportCache: f.importCache,

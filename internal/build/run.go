@@ -35,6 +35,8 @@ type RunOptions struct {
 	Options  variants.Options
 	// Probe checks each image from the inside before it is exported.
 	Probe bool
+	// NoCache solves every vertex again instead of reusing cached results.
+	NoCache bool
 	// Push pushes each image under its name (type=image,push=true).
 	Push bool
 	// Outputs are buildctl --output values; "{variant}" in any value is
@@ -265,7 +267,7 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 			var s *Solved
 			resp, err := c.Build(ctx, solveOpts[n], "ktrdr-images", func(ctx context.Context, gw gwclient.Client) (*gwclient.Result, error) {
 				var err error
-				s, err = Solve(ctx, gw, in, ro.Options, n, SolveOptions{Probe: ro.Probe})
+				s, err = Solve(ctx, gw, in, ro.Options, n, SolveOptions{Probe: ro.Probe, NoCache: ro.NoCache})
 				if err != nil {
 					return nil, err
 				}
