@@ -21,9 +21,14 @@ import (
 	"text/tabwriter"
 
 	"github.com/ktrdr/ktrdr-images/integration/world"
+	"github.com/sirupsen/logrus"
 )
 
 func main() {
+	// BuildKit's client logs benign retries of its session content store
+	// (a blob "locked" while written twice) through logrus; failures reach
+	// us as errors, with the log file that explains them.
+	logrus.SetOutput(io.Discard)
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "ktrdr-world:", err)
 		os.Exit(1)
