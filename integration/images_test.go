@@ -28,20 +28,8 @@ func TestMain(m *testing.M) { os.Exit(world.Main(m)) }
 
 var example = filepath.Join("..", "examples", "ktrdr")
 
-// offline are the options that point the build at the offline world: its
-// base images, its index, pip (uv cannot be had here), worker-gpu on the
-// CUDA base.
-func offline(w *world.World, namespace string) variants.Options {
-	o := variants.DefaultOptions()
-	o.PythonBase = w.PythonBase
-	o.CUDABase = w.CUDABase
-	o.Installer = "pip"
-	o.IndexURL = w.IndexURL
-	o.CPUIndexURL = w.CPUIndexURL
-	o.CUDAIndexURL = w.CUDAIndexURL
-	o.Registry = w.Registry + "/" + namespace
-	return o
-}
+// offline are the options that point the build at the offline world.
+func offline(w *world.World, namespace string) variants.Options { return w.BuildOptions(namespace) }
 
 type buildArgs struct {
 	dir      string

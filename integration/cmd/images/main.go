@@ -20,7 +20,6 @@ import (
 
 	"github.com/ktrdr/ktrdr-images/integration/world"
 	"github.com/ktrdr/ktrdr-images/internal/build"
-	"github.com/ktrdr/ktrdr-images/variants"
 )
 
 func main() {
@@ -49,14 +48,7 @@ func run(ctx context.Context, dir, report, progress string) error {
 		return err
 	}
 	defer c.Close()
-	o := variants.DefaultOptions()
-	o.PythonBase = w.PythonBase
-	o.CUDABase = w.CUDABase
-	o.Installer = "pip"
-	o.IndexURL = w.IndexURL
-	o.CPUIndexURL = w.CPUIndexURL
-	o.CUDAIndexURL = w.CUDAIndexURL
-	o.Registry = w.Registry + "/ktrdr"
+	o := w.BuildOptions("ktrdr")
 	bstart := time.Now()
 	rep, err := build.Run(ctx, c, build.RunOptions{
 		ContextDir: dir, Options: o, Probe: true, Push: true, Inspect: true, Progress: progress,
