@@ -39,9 +39,11 @@ insecure-entitlements = ["network.host"]
   snapshotter = "overlayfs"
   binary = "runc"
   gc = true
-  # The world's wheelhouse and CUDA layers are large: keep them cached.
-  reservedSpace = "20GB"
-  maxUsedSpace = "60GB"
+  # The world's wheelhouse and CUDA layers are large: keep them cached, but
+  # leave the disk room (the registry's store grows beside it).
+  reservedSpace = "10GB"
+  maxUsedSpace = "40GB"
+  minFreeSpace = "15GB"
 
 [worker.containerd]
   enabled = false
