@@ -212,7 +212,9 @@ func TestRebuilds(t *testing.T) {
 			t.Errorf("no-change rebuild ran %q", name)
 		}
 	}
-	appendLine(t, filepath.Join(dir, "ktrdr", "api", "main.py"), "# a one-line change")
+	// A line never written before: BuildKit caches copies by content, so a
+	// change seen in an earlier run would be a cache hit.
+	appendLine(t, filepath.Join(dir, "ktrdr", "api", "main.py"), fmt.Sprintf("# a one-line change %d", time.Now().UnixNano()))
 	rep, err = runBuild(t, w, buildArgs{dir: dir, variants: names, opts: o, push: true})
 	if err != nil {
 		t.Fatal(err)
