@@ -69,8 +69,9 @@ func readConfig(t testing.TB) config {
 	return c
 }
 
-// offline are the options of the offline world (as integration's tests
-// set them), with every registry reference going through the push counter.
+// offline are the options of the offline world (world.BuildOptions, as the
+// integration tests use them), with every registry reference going through
+// the push counter.
 func offline(w *world.World, host string) variants.Options {
 	rehost := func(ref string) string {
 		if r, ok := strings.CutPrefix(ref, w.Registry+"/"); ok {
@@ -78,13 +79,10 @@ func offline(w *world.World, host string) variants.Options {
 		}
 		return ref
 	}
-	o := variants.DefaultOptions()
-	o.PythonBase = rehost(w.PythonBase)
-	o.CUDABase = rehost(w.CUDABase)
-	o.Installer = "pip"
-	o.IndexURL = w.IndexURL
-	o.CPUIndexURL = w.CPUIndexURL
-	o.CUDAIndexURL = w.CUDAIndexURL
+	o := w.BuildOptions("bench")
+	o.PythonBase = rehost(o.PythonBase)
+	o.CUDABase = rehost(o.CUDABase)
+	o.Registry = rehost(o.Registry)
 	return o
 }
 

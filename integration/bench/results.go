@@ -277,3 +277,34 @@ func (r *Results) WritePNG(path, title string, groups []ChartGroup) error {
 	}
 	return nil
 }
+
+// ReadDetailCSV reads results-detail.csv back (its min, median and max of
+// each way as three samples), to redraw a chart without running again.
+func ReadDetailCSV(path string) (*Results, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading results: %w", err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	r := NewResults()
+	for i, rec := range recs {
+		if i == 0 {
+			continue
+		}
+		if len(rec) != 7 {
+			return nil, fmt.Errorf("%s:%d: %d fields, want 7", path, i+1, len(rec))
+		}
+		for _, s := range rec[3:6] {
+			v, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
+			}
+			r.Add(rec[0], rec[1], rec[6], v)
+		}
+	}
+	return r, nil
+}

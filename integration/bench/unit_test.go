@@ -300,6 +300,13 @@ func TestResults(t *testing.T) {
 	if string(dt) != want {
 		t.Errorf("results.csv:\n%s\nwant:\n%s", dt, want)
 	}
+	back, err := ReadDetailCSV(filepath.Join(dir, "results-detail.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := back.Rows(); got[0].Ours.Median != 2 || got[0].Baseline.Median != 6 || got[1].Ours.Median != 1234 {
+		t.Errorf("read back %+v", got)
+	}
 	if err := r.WritePNG(filepath.Join(dir, "r.png"), "test", chartGroups(variants.Names())); err != nil {
 		t.Fatal(err)
 	}
