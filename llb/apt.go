@@ -22,10 +22,12 @@ func ValidatePackages(option string, pkgs []string) error {
 
 // AptInstall installs Debian packages into st with apt-get, without
 // recommends. The package lists and the downloaded .debs live in cache
-// mounts (locked, one per platform), so neither lands in the layer, and the
-// logs and caches apt and dpkg write with timestamps in them are removed in
-// the same step, so the layer holds the installed files only.
-func AptInstall(st llb.State, pkgs []string, b Build, name string) llb.State {
+// mounts, locked and keyed by stage and platform (so the builder's
+// toolchain and a runtime's packages, which may run at the same time, do
+// not wait for each other's lock), so neither lands in the layer; the logs
+// and caches apt and dpkg write with timestamps in them are removed in the
+// same step, so the layer holds the installed files only.
+func AptInstall(st llb.State, pkgs []string, b Build, stage, name string) llb.State {
 	cmd := strings.Join([]string{
 		"apt-get update -qq",
 		"apt-get install -qq -y --no-install-recommends -o APT::Keep-Downloaded-Packages=true " + shellJoin(pkgs),
@@ -34,8 +36,8 @@ func AptInstall(st llb.State, pkgs []string, b Build, name string) llb.State {
 	opts := []llb.RunOption{
 		shell(cmd),
 		llb.AddEnv("DEBIAN_FRONTEND", "noninteractive"),
-		llb.AddMount("/var/cache/apt", llb.Scratch(), llb.AsPersistentCacheDir(b.CacheID("apt-cache", b.PlatformKey()), llb.CacheMountLocked)),
-		llb.AddMount("/var/lib/apt/lists", llb.Scratch(), llb.AsPersistentCacheDir(b.CacheID("apt-lists", b.PlatformKey()), llb.CacheMountLocked)),
+		llb.AddMount("/var/cache/apt", llb.Scratch(), llb.AsPersistentCacheDir(b.CacheID("apt-cache", stage, b.PlatformKey()), llb.CacheMountLocked)),
+		llb.AddMount("/var/lib/apt/lists", llb.Scratch(), llb.AsPersistentCacheDir(b.CacheID("apt-lists", stage, b.PlatformKey()), llb.CacheMountLocked)),
 		llb.WithCustomName(name),
 	}
 	opts = append(opts, b.stepEnv()...)

@@ -138,7 +138,7 @@ func TestValidation(t *testing.T) {
 // The apt step keeps lists and .debs in locked cache mounts and removes the
 // timestamped logs in the same step.
 func TestAptInstallOp(t *testing.T) {
-	st := AptInstall(llb.Image("debian"), []string{"tini", "curl"}, Build{Platform: amd64, CacheNS: "ns"}, "apt")
+	st := AptInstall(llb.Image("debian"), []string{"tini", "curl"}, Build{Platform: amd64, CacheNS: "ns"}, "runtime", "apt")
 	def, err := st.Marshal(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +147,7 @@ func TestAptInstallOp(t *testing.T) {
 	for _, dt := range def.Def {
 		if strings.Contains(string(dt), "apt-get install") {
 			found = true
-			for _, want := range []string{"--no-install-recommends", "rm -rf /var/log/apt /var/log/dpkg.log", "ns/apt-lists/linux-amd64", "ns/apt-cache/linux-amd64"} {
+			for _, want := range []string{"--no-install-recommends", "rm -rf /var/log/apt /var/log/dpkg.log", "ns/apt-lists/runtime/linux-amd64", "ns/apt-cache/runtime/linux-amd64"} {
 				if !strings.Contains(string(dt), want) {
 					t.Errorf("apt op lacks %q", want)
 				}

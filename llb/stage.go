@@ -26,7 +26,7 @@ type Builder struct {
 func NewBuilder(base llb.State, toolchain []string, inst Installer, env Env) Builder {
 	tc := base
 	if len(toolchain) > 0 {
-		tc = AptInstall(base, toolchain, env.Build, "[builder] toolchain: apt-get install "+strings.Join(toolchain, " "))
+		tc = AptInstall(base, toolchain, env.Build, "builder", "[builder] toolchain: apt-get install "+strings.Join(toolchain, " "))
 	}
 	tc = inst.Prepare(tc, env)
 	return Builder{Env: env, Installer: inst, Toolchain: tc, Venv: CreateVenv(tc, env)}
@@ -96,12 +96,13 @@ type Runtime struct {
 	WithPackages llb.State
 }
 
-// NewRuntime makes the runtime stage's own layers on base.
-func NewRuntime(base llb.State, u User, packages []string, b Build) Runtime {
+// NewRuntime makes the runtime stage's own layers on base. key tells
+// runtimes on different bases apart in cache ids.
+func NewRuntime(base llb.State, key string, u User, packages []string, b Build) Runtime {
 	withUser := AddUser(base, u, b)
 	withPkgs := withUser
 	if len(packages) > 0 {
-		withPkgs = AptInstall(withUser, packages, b, "[runtime] apt-get install "+strings.Join(packages, " "))
+		withPkgs = AptInstall(withUser, packages, b, "runtime-"+key, "[runtime] apt-get install "+strings.Join(packages, " "))
 	}
 	return Runtime{Base: base, WithUser: withUser, WithPackages: withPkgs}
 }

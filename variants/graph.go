@@ -15,6 +15,7 @@ import (
 	"github.com/ktrdr/ktrdr-images/python/uvlock"
 	"github.com/moby/buildkit/client/llb"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -162,7 +163,7 @@ func graph(in Inputs, o Options, v Variant, b ourllb.Build, builder ourllb.Build
 	}
 	rt, ok := runtimes[rtBase.Ref]
 	if !ok {
-		rt = ourllb.NewRuntime(rtBase.State, builder.Env.User, o.RuntimePackages, b)
+		rt = ourllb.NewRuntime(rtBase.State, digest.FromString(rtRef).Encoded()[:12], builder.Env.User, o.RuntimePackages, b)
 		runtimes[rtBase.Ref] = rt
 	}
 
