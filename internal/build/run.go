@@ -412,7 +412,9 @@ func solveOpt(ro RunOptions, variant string) (client.SolveOpt, error) {
 }
 
 // parseOutput is buildctl's --output parser.
-var parseOutput = bkbuild.ParseOutput
+func parseOutput(outputs []string) ([]client.ExportEntry, error) {
+	return bkbuild.ParseOutput(outputs)
+}
 
 // dockerCreds reads registry credentials from the user's docker config.
 func dockerCreds() func(host string) (string, string, error) {
