@@ -62,9 +62,11 @@ func Frontend(ctx context.Context, c gwclient.Client) (*gwclient.Result, error) 
 			po.Platform = platforms.Format(*platform)
 		}
 		pin := in
-		if pin.Bases, err = namedBases(ctx, bc, po, platform); err != nil {
+		bases, err := namedBases(ctx, bc, po, platform)
+		if err != nil {
 			return nil, err
 		}
+		pin.Bases = bases
 		s, err := Solve(ctx, c, pin, po, v.Name, SolveOptions{Probe: probe, NoCache: bc.IsNoCache("")})
 		if err != nil {
 			return nil, err
