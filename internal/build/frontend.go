@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/containerd/platforms"
 	ourllb "github.com/ktrdr/ktrdr-images/llb"
@@ -235,12 +236,17 @@ func frontendInputs(ctx context.Context, bc *dockerui.Client, c gwclient.Client)
 	if err := uvlock.Check(proj, lock); err != nil {
 		return variants.Inputs{}, err
 	}
-	var mainRef gwclient.Reference
+	// The whole context is solved once, on first use, whatever the number
+	// of platforms asking.
+	var (
+		once    sync.Once
+		mainRef gwclient.Reference
+		mainErr error
+	)
 	exists := func(rel string) (bool, error) {
-		if mainRef == nil {
-			if mainRef, err = solveState(ctx, c, *main); err != nil {
-				return false, err
-			}
+		once.Do(func() { mainRef, mainErr = solveState(ctx, c, *main) })
+		if mainErr != nil {
+			return false, mainErr
 		}
 		_, err := mainRef.StatFile(ctx, gwclient.StatRequest{Path: rel})
 		return err == nil, nil
