@@ -139,31 +139,16 @@ func (p *parser) keyword(w string) bool {
 	return end == len(p.src) || !isWordChar(p.src[end])
 }
 
-func (p *parser) parseOr() (*node, error) {
-	first, err := p.parseAnd()
-	if err != nil {
-		return nil, err
-	}
-	nodes := []*node{first}
-	for {
-		save := p.pos
-		p.skipWS()
-		if !p.keyword("or") {
-			p.pos = save
-			break
-		}
-		p.pos += len("or")
-		n, err := p.parseAnd()
-		if err != nil {
-			return nil, err
-		}
-		nodes = append(nodes, n)
-	}
-	return junction(nodeOr, nodes...), nil
-}
+// parseOr parses operands joined by "or"; "and" binds tighter.
+func (p *parser) parseOr() (*node, error) { return p.parseJunction("or", nodeOr, p.parseAnd) }
 
-func (p *parser) parseAnd() (*node, error) {
-	first, err := p.parseExpr()
+// parseAnd parses expressions joined by "and".
+func (p *parser) parseAnd() (*node, error) { return p.parseJunction("and", nodeAnd, p.parseExpr) }
+
+// parseJunction parses one or more operands, each read by operand, joined
+// by the keyword word, into a node of kind (or the single operand alone).
+func (p *parser) parseJunction(word string, kind nodeKind, operand func() (*node, error)) (*node, error) {
+	first, err := operand()
 	if err != nil {
 		return nil, err
 	}
@@ -171,18 +156,18 @@ func (p *parser) parseAnd() (*node, error) {
 	for {
 		save := p.pos
 		p.skipWS()
-		if !p.keyword("and") {
+		if !p.keyword(word) {
 			p.pos = save
 			break
 		}
-		p.pos += len("and")
-		n, err := p.parseExpr()
+		p.pos += len(word)
+		n, err := operand()
 		if err != nil {
 			return nil, err
 		}
 		nodes = append(nodes, n)
 	}
-	return junction(nodeAnd, nodes...), nil
+	return junction(kind, nodes...), nil
 }
 
 func (p *parser) parseExpr() (*node, error) {
