@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
@@ -18,6 +19,28 @@ import (
 type Registry struct {
 	Ref      string
 	resolver remotes.Resolver
+
+	// The reference is resolved once; every manifest and blob read after
+	// that goes through the same fetcher.
+	once    sync.Once
+	fetcher remotes.Fetcher
+	desc    ocispecs.Descriptor
+	err     error
+}
+
+func (r *Registry) resolve(ctx context.Context) (remotes.Fetcher, ocispecs.Descriptor, error) {
+	r.once.Do(func() {
+		name, desc, err := r.resolver.Resolve(ctx, r.Ref)
+		if err != nil {
+			r.err = fmt.Errorf("resolving %s: %w", r.Ref, err)
+			return
+		}
+		r.desc = desc
+		if r.fetcher, err = r.resolver.Fetcher(ctx, name); err != nil {
+			r.err = err
+		}
+	})
+	return r.fetcher, r.desc, r.err
 }
 
 // NewRegistry returns a Source for ref. creds may be nil (anonymous).
@@ -34,11 +57,7 @@ func NewRegistry(ref string, creds func(host string) (string, string, error)) *R
 
 // Manifest implements Source.
 func (r *Registry) Manifest(ctx context.Context, p ocispecs.Platform) (ocispecs.Manifest, digest.Digest, error) {
-	name, desc, err := r.resolver.Resolve(ctx, r.Ref)
-	if err != nil {
-		return ocispecs.Manifest{}, "", fmt.Errorf("resolving %s: %w", r.Ref, err)
-	}
-	f, err := r.resolver.Fetcher(ctx, name)
+	f, desc, err := r.resolve(ctx)
 	if err != nil {
 		return ocispecs.Manifest{}, "", err
 	}
@@ -68,11 +87,7 @@ func (r *Registry) Manifest(ctx context.Context, p ocispecs.Platform) (ocispecs.
 
 // Blob implements Source.
 func (r *Registry) Blob(ctx context.Context, d ocispecs.Descriptor) (io.ReadCloser, error) {
-	name, _, err := r.resolver.Resolve(ctx, r.Ref)
-	if err != nil {
-		return nil, err
-	}
-	f, err := r.resolver.Fetcher(ctx, name)
+	f, _, err := r.resolve(ctx)
 	if err != nil {
 		return nil, err
 	}
