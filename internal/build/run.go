@@ -13,6 +13,7 @@ import (
 	"github.com/containerd/console"
 	"github.com/containerd/platforms"
 	"github.com/docker/cli/cli/config"
+	"github.com/docker/cli/cli/config/configfile"
 	"github.com/ktrdr/ktrdr-images/internal/inspect"
 	"github.com/ktrdr/ktrdr-images/internal/probe"
 	"github.com/ktrdr/ktrdr-images/variants"
@@ -171,14 +172,9 @@ func (e *VariantError) Unwrap() []error {
 }
 
 func (e *VariantError) Error() string {
-	names := make([]string, 0, len(e.Errors))
-	for n := range e.Errors {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var parts []string
-	for _, n := range names {
-		parts = append(parts, e.Errors[n].Error())
+	for _, err := range e.Unwrap() {
+		parts = append(parts, err.Error())
 	}
 	return strings.Join(parts, "\n")
 }
@@ -213,9 +209,12 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 	if err != nil {
 		return nil, fmt.Errorf("build context %s: %w", ro.ContextDir, err)
 	}
+	// The user's docker config gives registry credentials to the pushes
+	// and to the measures read back; it is read once.
+	dockerConfig := config.LoadDefaultConfigFile(os.Stderr)
 	solveOpts := map[string]client.SolveOpt{}
 	for _, n := range names {
-		so, err := solveOpt(ro, n)
+		so, err := solveOpt(ro, n, dockerConfig)
 		if err != nil {
 			return nil, err
 		}
@@ -297,7 +296,7 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 	ins := inspect.New()
 	var creds func(string) (string, string, error)
 	if ro.Inspect {
-		creds = dockerCreds()
+		creds = dockerCreds(dockerConfig)
 	}
 	for _, n := range names {
 		s := solved[n]
@@ -346,7 +345,7 @@ func unwrapProbe(err error, s *Solved) error {
 
 // solveOpt makes the solve options of one variant: its exports, caches and
 // the registry credentials of the user's docker config.
-func solveOpt(ro RunOptions, variant string) (client.SolveOpt, error) {
+func solveOpt(ro RunOptions, variant string, dockerConfig *configfile.ConfigFile) (client.SolveOpt, error) {
 	v, _ := variants.Lookup(variant)
 	name, err := ro.Options.ImageName(v)
 	if err != nil {
@@ -400,7 +399,6 @@ func solveOpt(ro RunOptions, variant string) (client.SolveOpt, error) {
 	if err != nil {
 		return client.SolveOpt{}, fmt.Errorf("option --export-cache: %w", err)
 	}
-	dockerConfig := config.LoadDefaultConfigFile(os.Stderr)
 	return client.SolveOpt{
 		Exports:      exports,
 		CacheImports: imports,
@@ -417,8 +415,7 @@ func parseOutput(outputs []string) ([]client.ExportEntry, error) {
 }
 
 // dockerCreds reads registry credentials from the user's docker config.
-func dockerCreds() func(host string) (string, string, error) {
-	cfg := config.LoadDefaultConfigFile(os.Stderr)
+func dockerCreds(cfg *configfile.ConfigFile) func(host string) (string, string, error) {
 	return func(host string) (string, string, error) {
 		if host == "registry-1.docker.io" {
 			host = "https://index.docker.io/v1/"
