@@ -64,11 +64,7 @@ func runBuild(t *testing.T, w *world.World, a buildArgs) (*build.Report, error) 
 	t.Logf("build of %v took %s", a.variants, time.Since(start).Round(time.Second))
 	if err != nil {
 		if dt, rerr := os.ReadFile(logPath); rerr == nil {
-			lines := strings.Split(strings.TrimSpace(string(dt)), "\n")
-			if len(lines) > 40 {
-				lines = lines[len(lines)-40:]
-			}
-			t.Logf("last progress lines:\n%s", strings.Join(lines, "\n"))
+			t.Logf("last progress lines:\n%s", lastLines(string(dt), 40))
 		}
 	}
 	return rep, err
