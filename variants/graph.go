@@ -133,7 +133,7 @@ func Graphs(ctx context.Context, in Inputs, o Options, names []string) ([]Image,
 
 	var out []Image
 	for _, v := range vs {
-		img, err := graph(in, o, v, b, builder, base, runtimes)
+		img, err := graph(in, o, v, b, builder, pyBase.Ref, base, runtimes)
 		if err != nil {
 			return nil, err
 		}
@@ -142,7 +142,9 @@ func Graphs(ctx context.Context, in Inputs, o Options, names []string) ([]Image,
 	return out, nil
 }
 
-func graph(in Inputs, o Options, v Variant, b ourllb.Build, builder ourllb.Builder, base func(string) (ourllb.Image, error), runtimes map[string]ourllb.Runtime) (Image, error) {
+// graph builds one variant's image on the shared builder, whose base is
+// builderRef.
+func graph(in Inputs, o Options, v Variant, b ourllb.Build, builder ourllb.Builder, builderRef string, base func(string) (ourllb.Image, error), runtimes map[string]ourllb.Runtime) (Image, error) {
 	name, err := o.ImageName(v)
 	if err != nil {
 		return Image{}, err
@@ -182,8 +184,7 @@ func graph(in Inputs, o Options, v Variant, b ourllb.Build, builder ourllb.Build
 	}
 
 	img := Image{Variant: v, Name: name, Platform: b.Platform, Base: rtBase.Ref, BaseConfig: rtBase.Config, Layers: layers, Pins: res}
-	pyBase, _ := base(o.PythonBase)
-	if rtBase.Ref == pyBase.Ref {
+	if rtBase.Ref == builderRef {
 		img.Shared = true
 		img.Parts, img.State = ourllb.Merged(rt, chain)
 	} else {
