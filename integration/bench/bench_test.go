@@ -32,6 +32,7 @@ type config struct {
 	cold, warm int
 	variants   []string
 	out, logs  string
+	minFreeGB  int
 }
 
 func envInt(t testing.TB, key string, def int) int {
@@ -48,10 +49,11 @@ func envInt(t testing.TB, key string, def int) int {
 
 func readConfig(t testing.TB) config {
 	c := config{
-		cold: envInt(t, "KTRDR_BENCH_COLD", 2),
-		warm: envInt(t, "KTRDR_BENCH_WARM", 3),
-		out:  os.Getenv("KTRDR_BENCH_OUT"),
-		logs: os.Getenv("KTRDR_BENCH_LOGS"),
+		cold:      envInt(t, "KTRDR_BENCH_COLD", 2),
+		warm:      envInt(t, "KTRDR_BENCH_WARM", 3),
+		out:       os.Getenv("KTRDR_BENCH_OUT"),
+		logs:      os.Getenv("KTRDR_BENCH_LOGS"),
+		minFreeGB: envInt(t, "KTRDR_BENCH_MIN_FREE_GB", DefaultMinFreeGB),
 	}
 	if c.out == "" {
 		c.out = outDefault
@@ -95,6 +97,7 @@ type run struct {
 	opts  variants.Options
 	tmp   string
 	logs  string
+	cache string
 	res   *Results
 	ins   *inspect.Inspector
 	n     int
@@ -157,9 +160,10 @@ func (r *run) build(ctx context.Context, way, scenario, dir string, o variants.O
 	for _, v := range ran[:min(6, len(ran))] {
 		top = append(top, fmt.Sprintf("%s %s", v.Duration.Round(100*time.Millisecond), v.Name))
 	}
-	r.logf("%-8s %-11s %6.1fs  pushed %s (%d blobs, %d mounts)  context %s  vertices: %d ran, %d cached  load %s\n    longest: %s",
+	free, _ := FreeBytes(r.cache)
+	r.logf("%-8s %-11s %6.1fs  pushed %s (%d blobs, %d mounts)  context %s  vertices: %d ran, %d cached  load %s  disk free %s\n    longest: %s",
 		way, scenario, took.Seconds(), human(float64(push.Bytes), "bytes"), push.Blobs, push.Mounts,
-		human(float64(p.ContextBytes), "bytes"), len(ran), p.Cached(), loadavg(), strings.Join(top, "\n             "))
+		human(float64(p.ContextBytes), "bytes"), len(ran), p.Cached(), loadavg(), human(float64(free), "bytes"), strings.Join(top, "\n             "))
 	if err := writeVertices(strings.TrimSuffix(logPath, ".jsonl")+".ran.txt", took, push, p); err != nil {
 		r.b.Fatal(err)
 	}
@@ -273,6 +277,9 @@ func BenchmarkImages(b *testing.B) {
 		b.Fatalf("the offline world: %v", err)
 	}
 	defer w.Close()
+	if err := CheckFree(w.CacheDir, cfg.minFreeGB); err != nil {
+		b.Fatal(err)
+	}
 	c, err := w.Client(ctx)
 	if err != nil {
 		b.Fatal(err)
@@ -291,7 +298,7 @@ func BenchmarkImages(b *testing.B) {
 	if err := os.MkdirAll(logs, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	r := &run{b: b, cfg: cfg, c: c, proxy: proxy, opts: offline(w, proxy.Host), tmp: tmp, logs: logs, res: NewResults(), ins: inspect.New(), start: total}
+	r := &run{b: b, cfg: cfg, c: c, proxy: proxy, opts: offline(w, proxy.Host), tmp: tmp, logs: logs, cache: w.CacheDir, res: NewResults(), ins: inspect.New(), start: total}
 	r.logf("progress logs and vertex summaries in %s; variants %v; %d cold and %d warm repetitions; load before: %s", logs, cfg.variants, cfg.cold, cfg.warm, loadavg())
 
 	// The graph alone, no daemon.

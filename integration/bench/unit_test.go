@@ -314,3 +314,22 @@ func TestResults(t *testing.T) {
 		t.Errorf("no chart: %v", err)
 	}
 }
+
+func TestCheckFree(t *testing.T) {
+	dir := t.TempDir()
+	if err := CheckFree(dir, 0); err != nil {
+		t.Fatalf("0 GiB needed: %v", err)
+	}
+	err := CheckFree(dir, 1<<20) // a pebibyte
+	if err == nil {
+		t.Fatal("a pebibyte needed: no error")
+	}
+	for _, want := range []string{dir, "KTRDR_BENCH_MIN_FREE_GB", "GiB free"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+	if _, err := FreeBytes(filepath.Join(dir, "missing")); err == nil {
+		t.Error("free space of a missing directory: no error")
+	}
+}
