@@ -6,10 +6,11 @@ import (
 )
 
 // DefaultMinFreeGB is the free space a full run needs on the file system of
-// the world's cache directory: the BuildKit cache grows to about 35 GB
-// within one way's block (every code or dependency change writes new
-// copies of the environments), and the registry keeps about 22 GB of
-// pushes, since every repetition pushes to a fresh namespace.
+// the world's cache directory, with a margin: the BuildKit cache grows to
+// about 30 GB within one way's block (every code or dependency change
+// writes new copies of the environments) and the registry keeps about 19 GB
+// of pushes, since every repetition pushes to a fresh namespace. The
+// committed full run used 50 GB at its peak.
 const DefaultMinFreeGB = 60
 
 // FreeBytes is the space left to unprivileged writers on the file system
