@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -226,9 +225,7 @@ func (r *run) block(ctx context.Context, way string, rep, k int, ns string) {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		r.b.Fatal(err)
 	}
-	if out, err := exec.Command("cp", "-a", example, dir).CombinedOutput(); err != nil {
-		r.b.Fatalf("copying the example: %v: %s", err, out)
-	}
+	copyExampleTo(r.b, dir)
 	o := r.opts
 	o.Registry = r.proxy.Host + "/" + ns
 	pruned := time.Now()

@@ -21,13 +21,21 @@ import (
 	digest "github.com/opencontainers/go-digest"
 )
 
+// copyExample copies examples/ktrdr to a fresh directory and returns it.
 func copyExample(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "ktrdr")
+	copyExampleTo(t, dir)
+	return dir
+}
+
+// copyExampleTo copies examples/ktrdr to dir, which must not exist (its
+// parent must).
+func copyExampleTo(t testing.TB, dir string) {
+	t.Helper()
 	if out, err := exec.Command("cp", "-a", example, dir).CombinedOutput(); err != nil {
 		t.Fatalf("copying the example: %v: %s", err, out)
 	}
-	return dir
 }
 
 func pins(t *testing.T, dir, variant string) map[string]string {
