@@ -173,22 +173,11 @@ func stopPID(pid int, grace time.Duration) error {
 	return p.Kill()
 }
 
-// tcpInUse reports whether something accepts connections on addr.
-func tcpInUse(addr string) func() bool {
+// inUse reports whether something accepts connections on addr, a
+// network ("tcp" or "unix") address.
+func inUse(network, addr string) func() bool {
 	return func() bool {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	}
-}
-
-// unixInUse reports whether something accepts connections on a socket.
-func unixInUse(path string) func() bool {
-	return func() bool {
-		c, err := net.DialTimeout("unix", path, time.Second)
+		c, err := net.DialTimeout(network, addr, time.Second)
 		if err != nil {
 			return false
 		}

@@ -62,7 +62,7 @@ insecure-entitlements = ["network.host"]
 		env:      baseEnv(),
 		marker:   conf,
 		endpoint: sock,
-		inUse:    unixInUse(sock),
+		inUse:    inUse("unix", sock),
 		healthy: func(ctx context.Context) error {
 			c, err := client.New(ctx, "unix://"+sock)
 			if err != nil {
@@ -106,7 +106,7 @@ http:
 		env:      baseEnv("OTEL_TRACES_EXPORTER=none", "OTEL_SDK_DISABLED=true"),
 		marker:   conf,
 		endpoint: l.registry,
-		inUse:    tcpInUse(l.registry),
+		inUse:    inUse("tcp", l.registry),
 		healthy: func(ctx context.Context) error {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+l.registry+"/v2/", nil)
 			resp, err := http.DefaultClient.Do(req)
@@ -136,7 +136,7 @@ func indexService(l layout) *service {
 		env:      baseEnv(),
 		marker:   dir,
 		endpoint: l.index,
-		inUse:    tcpInUse(l.index),
+		inUse:    inUse("tcp", l.index),
 		healthy: func(ctx context.Context) error {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+l.index+indexHealthPath, nil)
 			resp, err := http.DefaultClient.Do(req)

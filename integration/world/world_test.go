@@ -327,7 +327,7 @@ func TestForeignListenerIsReported(t *testing.T) {
 	}
 	s := &service{
 		name: "registry", argv: []string{"/bin/false"}, marker: filepath.Join(l.root, "registry", "config.yml"),
-		endpoint: addr, inUse: tcpInUse(addr),
+		endpoint: addr, inUse: inUse("tcp", addr),
 		healthy: func(context.Context) error { return nil },
 	}
 	_, err = ensureService(context.Background(), l, s)
