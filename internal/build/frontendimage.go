@@ -7,14 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 
 	"github.com/containerd/console"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	gwclient "github.com/moby/buildkit/frontend/gateway/client"
-	"github.com/moby/buildkit/util/progress/progresswriter"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tonistiigi/fsutil"
 )
@@ -83,15 +81,7 @@ func FrontendImage(ctx context.Context, c *client.Client, o FrontendImageOptions
 	if err != nil {
 		return "", err
 	}
-	mode := o.Progress
-	if mode == "" {
-		mode = "auto"
-	}
-	out := o.Out
-	if out == nil {
-		out = os.Stderr
-	}
-	pw, err := progresswriter.NewPrinter(context.WithoutCancel(ctx), out, mode)
+	pw, err := newPrinter(ctx, o.Out, o.Progress)
 	if err != nil {
 		return "", err
 	}
@@ -120,17 +110,4 @@ func FrontendImage(ctx context.Context, c *client.Client, o FrontendImageOptions
 		return "", err
 	}
 	return resp.ExporterResponse[exptypes.ExporterImageDigestKey], nil
-}
-
-func parseOutputs(outputs []string) ([]client.ExportEntry, error) {
-	for _, o := range outputs {
-		if strings.TrimSpace(o) == "" {
-			return nil, fmt.Errorf("option --output: empty value")
-		}
-	}
-	exports, err := parseOutput(outputs)
-	if err != nil {
-		return nil, fmt.Errorf("option --output: %w", err)
-	}
-	return exports, nil
 }

@@ -222,17 +222,9 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 		solveOpts[n] = so
 	}
 
-	out := ro.ProgressOut
-	if out == nil {
-		out = os.Stderr
-	}
-	mode := ro.Progress
-	if mode == "" {
-		mode = "auto"
-	}
-	pw, err := progresswriter.NewPrinter(context.WithoutCancel(ctx), out, mode)
+	pw, err := newPrinter(ctx, ro.ProgressOut, ro.Progress)
 	if err != nil {
-		return nil, fmt.Errorf("option --progress: %w", err)
+		return nil, err
 	}
 	mw := progresswriter.NewMultiWriter(pw)
 	stats := &statsCollector{v: map[string]*vertexSeen{}}
@@ -371,9 +363,9 @@ func solveOpt(ro RunOptions, variant string, dockerConfig *configfile.ConfigFile
 	if ro.Push {
 		outputs = append(outputs, "type=image,name="+name+",push=true")
 	}
-	exports, err := parseOutput(outputs)
+	exports, err := parseOutputs(outputs)
 	if err != nil {
-		return client.SolveOpt{}, fmt.Errorf("option --output: %w", err)
+		return client.SolveOpt{}, err
 	}
 	for i := range exports {
 		e := &exports[i]
@@ -409,9 +401,34 @@ func solveOpt(ro RunOptions, variant string, dockerConfig *configfile.ConfigFile
 	}, nil
 }
 
-// parseOutput is buildctl's --output parser.
-func parseOutput(outputs []string) ([]client.ExportEntry, error) {
-	return bkbuild.ParseOutput(outputs)
+// parseOutputs parses buildctl --output values with buildctl's parser.
+func parseOutputs(outputs []string) ([]client.ExportEntry, error) {
+	for _, o := range outputs {
+		if strings.TrimSpace(o) == "" {
+			return nil, fmt.Errorf("option --output: empty value")
+		}
+	}
+	exports, err := bkbuild.ParseOutput(outputs)
+	if err != nil {
+		return nil, fmt.Errorf("option --output: %w", err)
+	}
+	return exports, nil
+}
+
+// newPrinter shows progress on out (stderr when nil) in mode (auto when
+// empty), as buildctl's --progress does.
+func newPrinter(ctx context.Context, out console.File, mode string) (progresswriter.Writer, error) {
+	if out == nil {
+		out = os.Stderr
+	}
+	if mode == "" {
+		mode = "auto"
+	}
+	pw, err := progresswriter.NewPrinter(context.WithoutCancel(ctx), out, mode)
+	if err != nil {
+		return nil, fmt.Errorf("option --progress: %w", err)
+	}
+	return pw, nil
 }
 
 // dockerCreds reads registry credentials from the user's docker config.

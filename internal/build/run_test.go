@@ -1,0 +1,61 @@
+package build
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ktrdr/ktrdr-images/variants"
+)
+
+func TestParseOutputs(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string
+		want string // error text; empty for success
+	}{
+		{[]string{"type=local,dest=out"}, ""},
+		{[]string{"type=image,name=r/x,push=true,compression=zstd"}, ""},
+		{[]string{" "}, "option --output: empty value"},
+		{[]string{"dest=out/x.tar"}, "option --output: "},
+	} {
+		_, err := parseOutputs(tc.in)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: %v", tc.in, err)
+		case tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.want)):
+			t.Errorf("%q: error %v, want one starting with %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+func TestSolveOptSubstitutesAndPushes(t *testing.T) {
+	o := variants.DefaultOptions()
+	o.Registry = "127.0.0.1:5000/ns"
+	dir := t.TempDir()
+	so, err := solveOpt(RunOptions{
+		Options: o, Push: true,
+		Outputs:     []string{"type=oci,dest=" + dir + "/out/{variant}.tar"},
+		ImportCache: []string{"type=registry,ref=r/cache:{variant}"},
+	}, "worker-cpu", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(so.Exports) != 2 {
+		t.Fatalf("exports: %+v, want the oci output and the push", so.Exports)
+	}
+	// buildctl's parser opens the file: the directory was made and
+	// {variant} replaced.
+	if _, err := os.Stat(filepath.Join(dir, "out", "worker-cpu.tar")); err != nil {
+		t.Errorf("oci dest: %v", err)
+	}
+	if name := so.Exports[1].Attrs["name"]; name != "127.0.0.1:5000/ns/ktrdr-worker-cpu:latest" {
+		t.Errorf("pushed name %q", name)
+	}
+	if ref := so.CacheImports[0].Attrs["ref"]; ref != "r/cache:worker-cpu" {
+		t.Errorf("cache import ref %q", ref)
+	}
+	if _, err := solveOpt(RunOptions{Options: o, Outputs: []string{""}}, "worker-cpu", nil); err == nil || !strings.Contains(err.Error(), "empty value") {
+		t.Errorf("an empty --output: %v", err)
+	}
+}
