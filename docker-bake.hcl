@@ -36,6 +36,12 @@ variable "CUDA_BASE" {
 variable "INSTALLER" {
   default = ""
 }
+variable "UV_IMAGE" {
+  default = ""
+}
+variable "UV_VERSION" {
+  default = ""
+}
 variable "INDEX_URL" {
   default = ""
 }
@@ -62,6 +68,8 @@ target "_ktrdr" {
     PYTHON_BASE       = PYTHON_BASE
     CUDA_BASE         = CUDA_BASE
     INSTALLER         = INSTALLER
+    UV_IMAGE          = UV_IMAGE
+    UV_VERSION        = UV_VERSION
     INDEX_URL         = INDEX_URL
     CPU_INDEX_URL     = CPU_INDEX_URL
     CUDA_INDEX_URL    = CUDA_INDEX_URL

@@ -69,15 +69,16 @@ func frontendImage(t *testing.T, w *world.World) string {
 	return frontendOnce.ref
 }
 
-// buildArgsFor are the offline options as the frontend's build args.
+// buildArgsFor are the offline options as the frontend's build args: the
+// world's bases, uv image and indexes, everything else the default (the uv
+// installer, worker-gpu with CUDA from the nvidia-* wheels).
 func buildArgsFor(w *world.World) map[string]string {
 	return map[string]string{
 		"PYTHON_BASE":       w.PythonBase,
-		"CUDA_BASE":         w.CUDABase,
-		"INSTALLER":         "pip",
+		"UV_IMAGE":          w.UVImage,
+		"UV_VERSION":        w.UVVersion,
 		"INDEX_URL":         w.IndexURL,
 		"CPU_INDEX_URL":     w.CPUIndexURL,
-		"CUDA_INDEX_URL":    w.CUDAIndexURL,
 		"SOURCE_DATE_EPOCH": epoch,
 	}
 }

@@ -82,8 +82,14 @@ type Env struct {
 	// is visible while dependencies install, so code changes never
 	// invalidate them.
 	DepFiles llb.State
-	// IndexURL replaces the default index ("" keeps the installer's).
+	// IndexURL is the default index packages install from ("" keeps the
+	// installer's, PyPI): the index-url option, else the registry the lock
+	// was made against.
 	IndexURL string
+	// LockIndex is the registry the lock records for its packages; when
+	// IndexURL is another one (a mirror), uv cannot take the lock's URLs
+	// and installs the lock's pins by version and hash from IndexURL.
+	LockIndex string
 }
 
 const depMount = "/run/deps"

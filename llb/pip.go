@@ -50,6 +50,30 @@ func (p Pip) Install(st llb.State, layer Layer, env Env) llb.State {
 	if len(layer.Requirements) == 0 {
 		return st
 	}
+	files, cmds := requirementFiles(layer, env, func(index string, hashes bool, file string) string {
+		cmd := p.pip(env) + " install --no-deps --no-compile --cache-dir /tmp/.pip-cache"
+		if hashes {
+			cmd += " --require-hashes"
+		}
+		if index != "" {
+			cmd += " --index-url " + shellQuote(index)
+		}
+		return cmd + " -r " + file
+	})
+	opts := append(commonRun(env, layerName("pip install layer", layer.Name+fmt.Sprintf(" (%d packages)", len(layer.Requirements)))),
+		shell(strings.Join(cmds, " && ")),
+		llb.AddMount(depMount+"/reqs", files, llb.Readonly),
+		p.cache(env, layer.CacheKey),
+	)
+	return st.Run(opts...).Root()
+}
+
+// requirementFiles writes a layer's pins as requirements files, one per
+// index (with --hash options when the lock records hashes), and returns
+// them as a state to mount at depMount/reqs and the command that installs
+// each: cmd(index, every pin hashed, path of the file). A pin of the
+// default index takes env.IndexURL.
+func requirementFiles(layer Layer, env Env, cmd func(index string, hashes bool, file string) string) (llb.State, []string) {
 	keys, groups := byIndex(layer.Requirements)
 	files := llb.Scratch()
 	var cmds []string
@@ -70,25 +94,13 @@ func (p Pip) Install(st llb.State, layer Layer, env Env) llb.State {
 		name := fmt.Sprintf("requirements-%d.txt", i)
 		files = files.File(llb.Mkfile("/"+name, 0o644, []byte(strings.Join(lines, "\n")+"\n"), mkfileOpts(env.Build)...),
 			llb.WithCustomNamef("[builder] %s of layer %s", name, layer.Name))
-		cmd := p.pip(env) + " install --no-deps --no-compile --cache-dir /tmp/.pip-cache"
-		if hashes {
-			cmd += " --require-hashes"
-		}
 		index := ix
 		if index == "" {
 			index = env.IndexURL
 		}
-		if index != "" {
-			cmd += " --index-url " + shellQuote(index)
-		}
-		cmds = append(cmds, cmd+" -r "+depMount+"/reqs/"+name)
+		cmds = append(cmds, cmd(index, hashes, depMount+"/reqs/"+name))
 	}
-	opts := append(commonRun(env, layerName("pip install layer", layer.Name+fmt.Sprintf(" (%d packages)", len(layer.Requirements)))),
-		shell(strings.Join(cmds, " && ")),
-		llb.AddMount(depMount+"/reqs", files, llb.Readonly),
-		p.cache(env, layer.CacheKey),
-	)
-	return st.Run(opts...).Root()
+	return files, cmds
 }
 
 // InstallProject implements Installer: pip builds the project at AppDir

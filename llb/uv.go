@@ -44,12 +44,18 @@ func (u UV) ImageRef() string {
 	return img + ":" + u.Version
 }
 
-// Prepare implements Installer.
+// Prepare implements Installer: /uv of the uv image into the builder,
+// then a check that it runs and is the release uv-version asks for, so a
+// wrong or broken image fails with its name before any install step.
 func (u UV) Prepare(builder llb.State, env Env) llb.State {
 	src := llb.Image(u.ImageRef(), llb.Platform(env.Platform), llb.WithCustomNamef("uv %s", u.Version))
 	copyOpts := append([]llb.CopyOption{&llb.CopyInfo{CreateDestPath: true}}, env.created()...)
-	return builder.File(llb.Copy(src, "/uv", "/usr/local/bin/uv", copyOpts...),
+	st := builder.File(llb.Copy(src, "/uv", "/usr/local/bin/uv", copyOpts...),
 		llb.WithCustomNamef("[builder] installer: uv %s from %s", u.Version, u.ImageRef()))
+	ref, v := shellQuote(u.ImageRef()), shellQuote(u.Version)
+	check := fmt.Sprintf(`out="$(/usr/local/bin/uv --version 2>&1)" || { echo "uv image "%[1]s": its /uv does not run here: $out" >&2; exit 1; }; `+
+		`case "$out" in "uv "%[2]s|"uv "%[2]s" "*) echo "$out";; *) echo "uv image "%[1]s" holds $out, but option uv-version asks for "%[2]s >&2; exit 1;; esac`, ref, v)
+	return st.Run(append(env.stepEnv(), shell(check), llb.WithCustomNamef("[builder] installer: check uv --version is %s", u.Version))...).Root()
 }
 
 func (u UV) run(env Env, name, cacheKey, cmd string) []llb.RunOption {
@@ -68,10 +74,36 @@ func syncCmd(sel Selection, project string, extra ...string) string {
 	return shellJoin(append(args, sel.args()...))
 }
 
+// mirror reports whether packages must come from another index than the
+// one the lock records (the index-url option names a mirror): uv sync
+// --frozen cannot do that, since it fetches the lock's own URLs whatever
+// --index-url, --default-index or UV_INDEX_URL say (measured with uv
+// 0.9.17), so the layer's pins are installed by version and hash from the
+// mirror instead, exactly as the pip installer does.
+func (u UV) mirror(env Env) bool {
+	return env.IndexURL != "" && env.LockIndex != "" && env.IndexURL != env.LockIndex
+}
+
 // Install implements Installer: uv sync of the layer's selection, then the
 // requirements that come from another index than the lock's (a CPU torch),
-// installed by exact version with no dependencies.
+// installed by exact version with no dependencies. With a mirror, the
+// layer's pins instead, by version and hash, from the mirror.
 func (u UV) Install(st llb.State, layer Layer, env Env) llb.State {
+	if u.mirror(env) {
+		if len(layer.Requirements) == 0 {
+			return st
+		}
+		files, cmds := requirementFiles(layer, env, func(index string, hashes bool, file string) string {
+			args := []string{"uv", "pip", "install", "--python", env.VenvDir + "/bin/python", "--no-deps"}
+			if hashes {
+				args = append(args, "--require-hashes")
+			}
+			return shellJoin(append(args, "--index-url", index, "-r", file))
+		})
+		opts := append(u.run(env, layerName("uv pip install layer", layer.Name+fmt.Sprintf(" (%d packages, from %s)", len(layer.Requirements), env.IndexURL)), layer.CacheKey, strings.Join(cmds, " && ")),
+			llb.AddMount(depMount+"/reqs", files, llb.Readonly))
+		return st.Run(opts...).Root()
+	}
 	cmds := []string{syncCmd(layer.Sync, depMount, "--no-install-project")}
 	var outside []Requirement
 	for _, r := range layer.Requirements {
@@ -99,8 +131,17 @@ func (u UV) Install(st llb.State, layer Layer, env Env) llb.State {
 	return st.Run(opts...).Root()
 }
 
-// InstallProject implements Installer: uv builds the project at AppDir and
-// installs it, not editable, with the environment already in place.
-func (u UV) InstallProject(st llb.State, sync Selection, env Env) llb.State {
-	return st.Run(u.run(env, "[builder] uv install the project", "project", syncCmd(sync, env.AppDir, "--no-editable"))...).Root()
+// InstallProject implements Installer: uv builds the project at AppDir
+// with its PEP 517 backend and installs it, not editable, without its
+// dependencies (the layers below installed exactly the lock's set, so
+// `uv sync --no-editable` would add nothing but need the lock file in the
+// image's app dir). The build backend (hatchling...) comes from the default
+// index, as every package outside the lock does.
+func (u UV) InstallProject(st llb.State, _ Selection, env Env) llb.State {
+	args := []string{"uv", "pip", "install", "--python", env.VenvDir + "/bin/python", "--no-deps"}
+	if env.IndexURL != "" {
+		args = append(args, "--index-url", env.IndexURL)
+	}
+	cmd := shellJoin(append(args, env.AppDir))
+	return st.Run(u.run(env, "[builder] uv install the project", "project", cmd)...).Root()
 }

@@ -128,6 +128,15 @@ func Graphs(ctx context.Context, in Inputs, o Options, names []string) ([]Image,
 	env := o.env()
 	env.Build = b
 	env.DepFiles = in.DepFiles
+	// The default index is the one the lock was made against (a mirror's
+	// URL for a lock made with `uv lock --index-url MIRROR`), unless the
+	// index-url option replaces it; PyPI is the installers' own default.
+	if env.IndexURL == "" {
+		if r := in.Lock.DefaultRegistry(); r != uvlock.DefaultIndex {
+			env.IndexURL = r
+		}
+	}
+	env.LockIndex = in.Lock.DefaultRegistry()
 	builder := ourllb.NewBuilder(pyBase.State, o.Toolchain, o.installer(), env)
 	runtimes := map[string]ourllb.Runtime{}
 
@@ -150,7 +159,8 @@ func graph(in Inputs, o Options, v Variant, b ourllb.Build, builder ourllb.Build
 		return Image{}, err
 	}
 	cudaBase := v.CUDABase && o.CUDABase != ""
-	t := Target{Platform: o.Platform, Python: o.Python, CUDAFromBase: cudaBase, CPUIndex: o.CPUIndexURL, CUDAIndex: o.CUDAIndexURL}
+	t := Target{Platform: o.Platform, Python: o.Python, CUDAFromBase: cudaBase, CPUIndex: o.CPUIndexURL, CUDAIndex: o.CUDAIndexURL,
+		LockIndex: in.Lock.DefaultRegistry()}
 	layers, res, err := envLayers(in.Project, in.Lock, v, t)
 	if err != nil {
 		return Image{}, err
@@ -337,7 +347,10 @@ func layerOf(name string, sel Variant, res *uvlock.Resolution, added []uvlock.Pi
 	}
 	for _, p := range added {
 		r := ourllb.Requirement{Name: p.Name, Version: p.Version, Hashes: p.Hashes}
-		if p.Index != "" && p.Index != uvlock.DefaultIndex {
+		// A package of the lock's default index takes the installer's
+		// default index (the index-url option, a mirror, replaces it);
+		// one from another index (a CPU torch) names it.
+		if p.Index != "" && p.Index != uvlock.DefaultIndex && p.Index != t.LockIndex {
 			r.Index = p.Index
 		}
 		if p.Index != p.Source.Registry {

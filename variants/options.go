@@ -71,7 +71,7 @@ type Options struct {
 // Default values of the options.
 const (
 	DefaultPythonBase = "python:3.13-slim"
-	DefaultUVVersion  = "0.9.5"
+	DefaultUVVersion  = "0.9.17"
 	DefaultInstaller  = "uv"
 )
 

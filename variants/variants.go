@@ -179,6 +179,9 @@ type Target struct {
 	// CUDAIndex, when set, serves worker-gpu's torch (see
 	// uvlock.TorchOptions.CUDAIndex).
 	CUDAIndex string
+	// LockIndex is the lock's default registry (uvlock.Lock.DefaultRegistry):
+	// its packages install from the installer's default index.
+	LockIndex string
 }
 
 // Defaults for Target.
@@ -216,6 +219,11 @@ func (v Variant) Pins(proj *pyproject.Project, lock *uvlock.Lock, t Target) (*uv
 		},
 	})
 	if err != nil {
+		return nil, fmt.Errorf("variant %s (%s, python %s): %w", v.Name, t.Platform, t.Python, err)
+	}
+	// What the lock records must install here: a wheel for this platform
+	// and Python, or an sdist. Found now, before any build step runs.
+	if _, err := lock.CheckArtifacts(res, env, t.Platform); err != nil {
 		return nil, fmt.Errorf("variant %s (%s, python %s): %w", v.Name, t.Platform, t.Python, err)
 	}
 	return res, nil

@@ -41,7 +41,7 @@ func WriteRequirements(project, dir string, o variants.Options) error {
 		fmt.Fprintf(&b, "# %s: the pins of %s/uv.lock (generated; stands for uv sync --frozen)\n", v.Name, filepath.Base(project))
 		seen := map[string]bool{}
 		for _, p := range res.Pins {
-			if p.Index != "" && p.Index != uvlock.DefaultIndex && !seen[p.Index] {
+			if p.Index != "" && p.Index != uvlock.DefaultIndex && p.Index != lock.DefaultRegistry() && !seen[p.Index] {
 				seen[p.Index] = true
 				fmt.Fprintf(&b, "--extra-index-url %s\n", p.Index)
 			}

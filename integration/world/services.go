@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -153,6 +155,29 @@ func indexService(l layout) *service {
 	}
 }
 
+// indexHandler serves an index directory: the HTML pages (PEP 503), their
+// JSON form (PEP 691) to a client whose Accept header asks for it, and the
+// wheels.
+func indexHandler(dir string) http.Handler {
+	files := http.FileServer(http.Dir(dir))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, ".whl") {
+			w.Header().Set("Content-Type", "application/octet-stream")
+		}
+		if strings.HasSuffix(r.URL.Path, "/") && strings.Contains(r.Header.Get("Accept"), jsonSimpleType) {
+			p := filepath.Join(dir, filepath.FromSlash(path.Clean(r.URL.Path)), SimpleJSONFile)
+			if b, err := os.ReadFile(p); err == nil {
+				w.Header().Set("Content-Type", jsonSimpleType)
+				w.Write(b)
+				return
+			}
+		}
+		files.ServeHTTP(w, r)
+	})
+}
+
+const jsonSimpleType = "application/vnd.pypi.simple.v1+json"
+
 // ServeIndex serves a package index directory (PEP 503 pages and wheels, as
 // Up writes them) over HTTP until ctx is done. The command
 // `ktrdr-world serve-index` runs it, so that the index outlives the process
@@ -162,13 +187,7 @@ func ServeIndex(ctx context.Context, addr, dir string) error {
 	mux.HandleFunc(indexHealthPath, func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, indexHealthPrefix+dir)
 	})
-	files := http.FileServer(http.Dir(dir))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, ".whl") {
-			w.Header().Set("Content-Type", "application/octet-stream")
-		}
-		files.ServeHTTP(w, r)
-	})
+	mux.Handle("/", indexHandler(dir))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("index server: %w", err)

@@ -20,6 +20,7 @@ import (
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/util/progress/progressui"
+	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -45,12 +46,12 @@ type wheelSpec struct {
 	Name    string   `json:"name"`
 	Version string   `json:"version"`
 	Debs    []string `json:"debs"`
-	// Index is the path under the server root: simple, whl/cpu, whl/cu124.
+	// Index is the path under the server root: simple, whl/cpu.
 	Index string `json:"index"`
 	// Flavour is the build stage that makes it: cpu (the python base) or
 	// cuda (the CUDA base).
 	Flavour string `json:"flavour"`
-	// FullVersion is Version with the local label (+cpu, +cu124).
+	// FullVersion is Version with the local label, if any (+cpu).
 	FullVersion string `json:"full_version"`
 	// LibsDir is where bundled shared libraries go (default NAME.libs).
 	LibsDir string `json:"libs_dir,omitempty"`
@@ -64,6 +65,18 @@ type wheelSpec struct {
 	// need an extra the set does not have, as upstream's do).
 	SkipImports  []string `json:"skip_imports,omitempty"`
 	DropRequires []string `json:"drop_requires,omitempty"`
+	// AddRequires are Requires-Dist lines added to the metadata (the CUDA
+	// torch's nvidia-* wheels, as PyPI's torch requires them).
+	AddRequires []string `json:"add_requires,omitempty"`
+	// RuntimeVersion, when set, is what VersionPy reports instead of
+	// FullVersion (PyPI's torch 2.6.0 says "2.6.0+cu124").
+	RuntimeVersion string `json:"runtime_version,omitempty"`
+	// Kind is "python" (a Python project, the default), "libs" (shared
+	// libraries only, under LibDir, as NVIDIA's nvidia-*-cu12 wheels) or
+	// "standin" (a wheel holding no library, marked so in its metadata).
+	Kind    string `json:"kind,omitempty"`
+	LibDir  string `json:"lib_dir,omitempty"`
+	Summary string `json:"summary,omitempty"`
 }
 
 // debianWheels maps each project of examples/ktrdr/uv.lock (and the build
@@ -129,6 +142,45 @@ var debianWheels = []struct {
 // torchVersion is the torch release Debian trixie ships, in both flavours.
 const torchVersion = "2.6.0"
 
+// nvidiaWheels are the nvidia-*-cu12 wheels PyPI's torch 2.6.0 requires on
+// linux x86_64, repacked from Debian trixie's CUDA 12.4 runtime (non-free,
+// contrib for NCCL): the libraries where NVIDIA's wheels put them
+// (site-packages/nvidia/<lib>/lib/), at the upstream version Debian packages
+// (the same as PyPI's torch pins, but NCCL: Debian has 2.22.3, PyPI's torch
+// 2.6.0 pins 2.21.5). Left out, because Debian's torch does not link them:
+// nvidia-cusparselt-cu12 (cuSPARSELt is not in Debian) and triton.
+var nvidiaWheels = []struct {
+	name, version, dir string
+	debs, requires     []string
+}{
+	{"nvidia-cublas-cu12", "12.4.5.8", "cublas", []string{"libcublas12", "libcublaslt12"}, nil},
+	{"nvidia-cuda-cupti-cu12", "12.4.127", "cuda_cupti", []string{"libcupti12"}, nil},
+	{"nvidia-cuda-nvrtc-cu12", "12.4.127", "cuda_nvrtc", []string{"libnvrtc12", "libnvrtc-builtins12.4"}, nil},
+	{"nvidia-cuda-runtime-cu12", "12.4.127", "cuda_runtime", []string{"libcudart12"}, nil},
+	{"nvidia-cufft-cu12", "11.2.1.3", "cufft", []string{"libcufft11"}, nil},
+	{"nvidia-curand-cu12", "10.3.5.147", "curand", []string{"libcurand10"}, nil},
+	{"nvidia-cusolver-cu12", "11.6.1.9", "cusolver", []string{"libcusolver11"},
+		[]string{"nvidia-cublas-cu12", "nvidia-cusparse-cu12", "nvidia-nvjitlink-cu12"}},
+	{"nvidia-cusparse-cu12", "12.3.1.170", "cusparse", []string{"libcusparse12"}, []string{"nvidia-nvjitlink-cu12"}},
+	{"nvidia-nccl-cu12", "2.22.3", "nccl", []string{"libnccl2"}, nil},
+	{"nvidia-nvjitlink-cu12", "12.4.127", "nvjitlink", []string{"libnvjitlink12"}, nil},
+	{"nvidia-nvtx-cu12", "12.4.127", "nvtx", []string{"libnvtoolsext1"}, nil},
+}
+
+// cudnnStandIn is the one nvidia-* wheel that cannot be made here: cuDNN
+// is not in Debian's archive (its nvidia-cudnn package downloads it from
+// NVIDIA at install time). The wheel has cuDNN's name and the version
+// PyPI's torch 2.6.0 pins, and no library; its Summary and STAND-IN.txt
+// say so, and torch's CUDA build cannot be imported where it is installed.
+var cudnnStandIn = struct{ name, version, dir, summary string }{
+	"nvidia-cudnn-cu12", "9.1.0.70", "cudnn",
+	"STAND-IN, not NVIDIA's cuDNN: ktrdr-images' offline world cannot obtain cuDNN (Debian does not ship it), " +
+		"so this wheel holds no library and torch's CUDA build cannot be imported where it is installed",
+}
+
+// cudaMarker is the marker PyPI's torch puts on its nvidia-* requirements.
+const cudaMarker = `platform_system == "Linux" and platform_machine == "x86_64"`
+
 // setuptoolsVendored are the Debian packages of what upstream setuptools
 // vendors under setuptools/_vendor and Debian's python3-setuptools uses from
 // the system instead (import setuptools needs jaraco.text, for one).
@@ -150,11 +202,28 @@ func wheelSpecs() []wheelSpec {
 		}
 		out = append(out, ws)
 	}
+	// The CUDA torch is on the default index as PyPI's torch is: version
+	// 2.6.0 with no local label, requiring the nvidia-* wheels on linux
+	// x86_64, its libraries finding theirs by rpath. The CPU build is on
+	// the CPU index as 2.6.0+cpu, requiring none.
+	var cudaRequires []string
+	for _, nw := range nvidiaWheels {
+		cudaRequires = append(cudaRequires, nw.name+"=="+nw.version+"; "+cudaMarker)
+		out = append(out, wheelSpec{Name: nw.name, Version: nw.version, FullVersion: nw.version, Debs: nw.debs,
+			Index: "simple", Flavour: "cuda", Kind: "libs", LibDir: "nvidia/" + nw.dir + "/lib", AddRequires: append([]string(nil), nw.requires...),
+			Summary: "NVIDIA CUDA " + nw.dir + " libraries from Debian trixie's " + strings.Join(nw.debs, ", ") + ", repacked as NVIDIA's wheel (ktrdr-images offline world)"})
+	}
+	cudaRequires = append(cudaRequires, cudnnStandIn.name+"=="+cudnnStandIn.version+"; "+cudaMarker)
+	sort.Strings(cudaRequires)
 	out = append(out,
+		wheelSpec{Name: cudnnStandIn.name, Version: cudnnStandIn.version, FullVersion: cudnnStandIn.version,
+			Index: "simple", Flavour: "cuda", Kind: "standin", LibDir: "nvidia/" + cudnnStandIn.dir + "/lib",
+			AddRequires: []string{"nvidia-cublas-cu12"}, Summary: cudnnStandIn.summary},
 		wheelSpec{Name: "torch", Version: torchVersion, FullVersion: torchVersion + "+cpu", Debs: []string{"python3-torch"},
 			Index: "whl/cpu", Flavour: "cpu", LibsDir: "torch/lib", VersionPy: "torch/version.py"},
-		wheelSpec{Name: "torch", Version: torchVersion, FullVersion: torchVersion + "+" + cudaLabel, Debs: []string{"python3-torch-cuda"},
-			Index: "whl/" + cudaLabel, Flavour: "cuda", LibsDir: "torch/lib", VersionPy: "torch/version.py"},
+		wheelSpec{Name: "torch", Version: torchVersion, FullVersion: torchVersion, Debs: []string{"python3-torch-cuda"},
+			Index: "simple", Flavour: "cuda", LibsDir: "torch/lib", VersionPy: "torch/version.py",
+			RuntimeVersion: torchVersion + "+" + cudaLabel, AddRequires: cudaRequires},
 	)
 	return out
 }
@@ -167,13 +236,13 @@ type indexSpec struct {
 }
 
 // indexScriptVersion changes whenever the wheelhouse graph changes.
-const indexScriptVersion = 4
+const indexScriptVersion = 6
 
 // Wheel is one file the index serves.
 type Wheel struct {
 	Name    string `json:"name"`    // project name
 	Version string `json:"version"` // with its local label, if any
-	Index   string `json:"index"`   // simple, whl/cpu, whl/cu124
+	Index   string `json:"index"`   // simple, whl/cpu
 	File    string `json:"file"`    // path under the server root
 	SHA256  string `json:"sha256"`
 	Size    int64  `json:"size"`
@@ -189,7 +258,7 @@ type indexStamp struct {
 // and are intact.
 func ensureIndex(ctx context.Context, w *World, root string) (*indexStamp, string, error) {
 	l := w.layout
-	spec := indexSpec{SDE: sourceDateEpoch(), PythonTag: "cp313", Wheels: wheelSpecs(), CUDAUnpack: []string{"libtorch-cuda-2.6"}}
+	spec := indexSpec{SDE: sourceDateEpoch(), PythonTag: "cp313", Wheels: wheelSpecs(), CUDAUnpack: []string{"libtorch-cuda-2.6", "libcupti12"}}
 	k := key(spec, repackPy, checkPy, prepareCUDAPy, w.PythonBaseDigest, w.CUDABaseDigest, indexScriptVersion)
 	dir := l.path("index", k)
 	current := l.path("index", "current")
@@ -261,7 +330,7 @@ func wheelsIntact(dir string, wheels []Wheel) bool {
 			return false
 		}
 	}
-	for _, page := range []string{"simple/index.html", "whl/cpu/torch/index.html", "whl/" + cudaLabel + "/torch/index.html"} {
+	for _, page := range []string{"simple/index.html", "simple/torch/index.html", "simple/torch/" + SimpleJSONFile, "whl/cpu/torch/index.html"} {
 		if _, err := os.Stat(filepath.Join(dir, page)); err != nil {
 			return false
 		}
@@ -295,13 +364,13 @@ func solveWheelhouse(ctx context.Context, w *World, spec indexSpec, k, out, logP
 	opt := client.SolveOpt{Exports: []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: out}}}
 	if b, err := os.ReadFile(keyFile); err == nil && string(b) == k {
 		opt.CacheImports = []client.CacheOptionsEntry{{Type: "local", Attrs: map[string]string{"src": cacheDir}}}
-		return solve(ctx, c, def, opt, lf)
+		return solve(ctx, c, def, opt, lf, w.logf)
 	}
 	os.RemoveAll(cacheDir + ".new")
 	opt.CacheExports = []client.CacheOptionsEntry{{Type: "local", Attrs: map[string]string{
 		"dest": cacheDir + ".new", "mode": "min", "compression": "zstd",
 	}}}
-	if err := solve(ctx, c, def, opt, lf); err != nil {
+	if err := solve(ctx, c, def, opt, lf, w.logf); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(cacheDir+".new", "ktrdr-world.key"), []byte(k), 0o644); err != nil {
@@ -311,21 +380,121 @@ func solveWheelhouse(ctx context.Context, w *World, spec indexSpec, k, out, logP
 	return os.Rename(cacheDir+".new", cacheDir)
 }
 
-// solve runs a definition with plain progress written to log.
-func solve(ctx context.Context, c *client.Client, def *llb.Definition, opt client.SolveOpt, log io.Writer) error {
+// solve runs a definition with plain progress written to log, and a
+// summary of it through logf as it goes (see progressSummary).
+func solve(ctx context.Context, c *client.Client, def *llb.Definition, opt client.SolveOpt, log io.Writer, logf func(string, ...any)) error {
 	ch := make(chan *client.SolveStatus)
 	display, err := newPlainDisplay(log)
 	if err != nil {
 		return err
 	}
-	done := make(chan struct{})
+	summary := make(chan *client.SolveStatus)
+	done := make(chan struct{}, 2)
 	go func() {
-		display(ch)
-		close(done)
+		display(summary)
+		done <- struct{}{}
+	}()
+	go func() {
+		progressSummary(ch, summary, logf, 30*time.Second)
+		done <- struct{}{}
 	}()
 	_, err = c.Solve(ctx, def, opt, ch)
 	<-done
+	<-done
 	return err
+}
+
+// progressSummary forwards every status from in to out and tells logf, as
+// the solve goes, what a newcomer needs to tell busy from stuck: each step
+// as it starts and ends ("step 3/9 done in 41s: repack the CPU wheels"),
+// the steps' own progress lines that start with "repack:" or "check:"
+// ("repack: 12/51 numpy ..."), and at least every interval which steps are
+// still running and for how long.
+func progressSummary(in <-chan *client.SolveStatus, out chan<- *client.SolveStatus, logf func(string, ...any), interval time.Duration) {
+	defer close(out)
+	type vtx struct {
+		name    string
+		started time.Time
+		done    bool
+		cached  bool
+	}
+	vs := map[digest.Digest]*vtx{}
+	var order []digest.Digest
+	partial := map[digest.Digest]string{}
+	start := time.Now()
+	last := time.Now()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	counts := func() (int, int) {
+		n := 0
+		for _, v := range vs {
+			if v.done {
+				n++
+			}
+		}
+		return n, len(vs)
+	}
+	for {
+		select {
+		case st, ok := <-in:
+			if !ok {
+				return
+			}
+			for _, v := range st.Vertexes {
+				x := vs[v.Digest]
+				if x == nil {
+					x = &vtx{name: v.Name}
+					vs[v.Digest] = x
+					order = append(order, v.Digest)
+				}
+				if v.Started != nil && x.started.IsZero() && !v.Cached {
+					x.started = *v.Started
+					n, total := counts()
+					logf("index: step %d/%d started: %s", n+1, total, x.name)
+					last = time.Now()
+				}
+				if v.Completed != nil && !x.done {
+					x.done, x.cached = true, v.Cached
+					n, total := counts()
+					switch {
+					case v.Error != "":
+						logf("index: step %d/%d FAILED: %s: %s", n, total, x.name, v.Error)
+					case !v.Cached && !x.started.IsZero():
+						logf("index: step %d/%d done in %s: %s", n, total, v.Completed.Sub(x.started).Round(time.Second), x.name)
+					}
+					last = time.Now()
+				}
+			}
+			for _, l := range st.Logs {
+				text := partial[l.Vertex] + string(l.Data)
+				lines := strings.Split(text, "\n")
+				partial[l.Vertex] = lines[len(lines)-1]
+				for _, line := range lines[:len(lines)-1] {
+					if strings.HasPrefix(line, "repack: ") || strings.HasPrefix(line, "check: ") {
+						logf("index: %s", line)
+						last = time.Now()
+					}
+				}
+			}
+			out <- st
+		case <-tick.C:
+			if time.Since(last) < interval {
+				continue
+			}
+			var running []string
+			for _, d := range order {
+				if x := vs[d]; !x.started.IsZero() && !x.done {
+					running = append(running, fmt.Sprintf("%s (%s)", x.name, time.Since(x.started).Round(time.Second)))
+				}
+			}
+			n, total := counts()
+			if len(running) == 0 {
+				running = []string{"waiting for buildkitd"}
+			}
+			logf("index: %s elapsed, %d/%d steps done; running: %s", time.Since(start).Round(time.Second), n, total, strings.Join(running, "; "))
+			last = time.Now()
+		}
+	}
 }
 
 // newPlainDisplay returns a function that writes BuildKit's plain progress
@@ -344,8 +513,8 @@ var platform = ocispecs.Platform{OS: "linux", Architecture: "amd64"}
 //
 //	python base ─► apt-get install the Debian packages ─► repack.py (cpu) ─► /out ─┐
 //	python base (bare, no network) ◄── check.py cpu ◄────────────────────────────────┤
-//	CUDA base ─► prepare-cuda ─► repack.py (cuda) ─► /out ──────────────────────────┤─► merge ─► export
-//	CUDA base (bare, no network) ◄── check.py cuda ◄─────────────────────────────────┘
+//	CUDA base ─► prepare-cuda ─► repack.py (cuda: nvidia-*, torch) ─► /out ─────────┤─► merge ─► export
+//	python base (bare, no network) ◄── check.py cuda ◄───────────────────────────────┘
 func wheelhouseGraph(ctx context.Context, w *World, spec indexSpec) (*llb.Definition, error) {
 	specJSON, err := json.MarshalIndent(spec, "", " ")
 	if err != nil {
@@ -405,15 +574,38 @@ func wheelhouseGraph(ctx context.Context, w *World, spec indexSpec) (*llb.Defini
 
 	cudaInstalled := run(cudaBase, "install python3-torch-cuda's libraries, unpack it", true,
 		append([]string{"python3", "/prepare/prepare_cuda.py"}, cudaDebs...), llb.AddMount("/prepare", prepare, llb.Readonly)).Root()
-	cudaWheels := run(cudaInstalled, "repack the CUDA torch wheel", false, []string{"python3", "/repack/repack.py", "build",
+	// The CUDA stage runs in the CUDA base, where Debian's CUDA runtime is
+	// installed, but decides what to bundle against the bare python base:
+	// the CUDA libraries go into the nvidia-* wheels, torch finds them there
+	// by rpath, and only what neither has is bundled into torch/lib.
+	cudaWheels := run(cudaInstalled, "repack the nvidia-* wheels and the CUDA torch", false, []string{"python3", "/repack/repack.py", "build",
 		"--spec", "/repack/spec.json", "--flavour", "cuda", "--base", "/base", "--out", "/out"},
-		llb.AddMount("/repack", repack, llb.Readonly), llb.AddMount("/base", cudaBase, llb.Readonly)).AddMount("/out", llb.Scratch())
-	cudaCheck := run(cudaBase, "check the CUDA torch wheel in the bare CUDA base, no network", false, []string{"python3", "/check/check.py", "cuda",
+		llb.AddMount("/repack", repack, llb.Readonly), llb.AddMount("/base", pyBase, llb.Readonly)).AddMount("/out", llb.Scratch())
+	cudaCheck := run(pyBase, "check the CUDA torch and nvidia-* wheels in the bare python base, no network", false, []string{"python3", "/check/check.py", "cuda",
 		"--wheels", "/wheels", "--deps", "/deps", "--cuda-version", cudaVersion, "--report", "/report/checks/cuda.txt"},
 		llb.AddMount("/check", check, llb.Readonly), llb.AddMount("/wheels", cudaWheels, llb.Readonly), llb.AddMount("/deps", cpuWheels, llb.Readonly)).AddMount("/report", llb.Scratch())
 
 	all := llb.Merge([]llb.State{cpuWheels, cudaWheels, cpuCheck, cudaCheck}, llb.WithCustomName("the index"))
 	return all.Marshal(ctx, llb.Platform(platform))
+}
+
+// SimpleJSONFile is the PEP 691 JSON form of a project page, next to its
+// index.html; the index server answers with it when the client asks for
+// application/vnd.pypi.simple.v1+json (uv does).
+const SimpleJSONFile = "simple.v1.json"
+
+type simpleJSON struct {
+	Meta     map[string]string `json:"meta"`
+	Name     string            `json:"name"`
+	Files    []simpleFile      `json:"files"`
+	Versions []string          `json:"versions"`
+}
+
+type simpleFile struct {
+	Filename string            `json:"filename"`
+	URL      string            `json:"url"`
+	Hashes   map[string]string `json:"hashes"`
+	Size     int64             `json:"size"`
 }
 
 var projectRe = regexp.MustCompile(`[-_.]+`)
@@ -475,6 +667,26 @@ func writePages(dir string) ([]Wheel, error) {
 			}
 			b.WriteString("</body></html>\n")
 			if err := os.WriteFile(filepath.Join(dir, index, name, "index.html"), []byte(b.String()), 0o644); err != nil {
+				return nil, err
+			}
+			// The same page in PEP 691's JSON form, with each file's
+			// size, which uv records in the lock (from the HTML form it
+			// cannot know sizes), as it does for PyPI's files.
+			page := simpleJSON{Name: name, Meta: map[string]string{"api-version": "1.1"}}
+			seen := map[string]bool{}
+			for _, wh := range ws {
+				page.Files = append(page.Files, simpleFile{Filename: filepath.Base(wh.File), URL: filepath.Base(wh.File),
+					Hashes: map[string]string{"sha256": wh.SHA256}, Size: wh.Size})
+				if !seen[wh.Version] {
+					seen[wh.Version] = true
+					page.Versions = append(page.Versions, wh.Version)
+				}
+			}
+			jb, err := json.MarshalIndent(page, "", " ")
+			if err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(filepath.Join(dir, index, name, SimpleJSONFile), jb, 0o644); err != nil {
 				return nil, err
 			}
 		}

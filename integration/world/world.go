@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,14 +44,15 @@ type World struct {
 	// PythonBaseDigest and CUDABaseDigest are the manifest digests of the
 	// two base images, for pinning (name@digest).
 	PythonBaseDigest, CUDABaseDigest string
+	// UVImage is the uv image, laid out as ghcr.io/astral-sh/uv, and
+	// UVVersion its tag: "127.0.0.1:5000/astral-sh/uv", "0.9.17".
+	UVImage, UVVersion string
 	// IndexURL is the PEP 503 default index (the PyPI stand-in),
-	// http://127.0.0.1:3141/simple. It has no torch.
+	// http://127.0.0.1:3141/simple. Its torch is the CUDA build, requiring
+	// the nvidia-* wheels it also serves, as PyPI's.
 	IndexURL string
 	// CPUIndexURL serves torch X+cpu, as https://download.pytorch.org/whl/cpu.
 	CPUIndexURL string
-	// CUDAIndexURL serves torch X+cu124 (Debian's CUDA 12.4 build), as
-	// https://download.pytorch.org/whl/cu124.
-	CUDAIndexURL string
 	// Wheels lists every wheel the index serves, with its sha256.
 	Wheels []Wheel
 	// CacheDir is the cache directory in use.
@@ -63,6 +65,7 @@ type World struct {
 	Bases []BaseInfo
 
 	layout  layout
+	lastLog atomic.Int64 // when logf last wrote, in Unix nanoseconds
 	started []*running
 	users   *os.File
 	logw    io.Writer
@@ -97,6 +100,7 @@ func (w *World) Reused() bool {
 }
 
 func (w *World) logf(format string, args ...any) {
+	w.lastLog.Store(time.Now().UnixNano())
 	if w.logw != nil {
 		fmt.Fprintf(w.logw, "world: "+format+"\n", args...)
 	}
@@ -104,7 +108,26 @@ func (w *World) logf(format string, args ...any) {
 
 func (w *World) step(name string, fn func() (string, error)) error {
 	start := time.Now()
+	// A step that takes minutes (mmdebstrap, the index) says it is still
+	// at work every 30 s, so a newcomer can tell busy from stuck.
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if time.Since(time.Unix(0, w.lastLog.Load())) < 45*time.Second {
+					continue // the step says what it does itself
+				}
+				w.logf("%-10s still at work, %s elapsed", name, time.Since(start).Round(time.Second))
+			}
+		}
+	}()
 	outcome, err := fn()
+	close(stop)
 	d := time.Since(start)
 	if err != nil {
 		w.logf("%-10s FAILED after %s", name, d.Round(10*time.Millisecond))
@@ -156,7 +179,8 @@ func Up(ctx context.Context, opts Options) (_ *World, err error) {
 		BuildctlBin:  l.bin("buildctl"),
 		IndexURL:     "http://" + l.index + "/simple",
 		CPUIndexURL:  "http://" + l.index + "/whl/cpu",
-		CUDAIndexURL: "http://" + l.index + "/whl/" + cudaLabel,
+		UVImage:      l.registry + "/" + uvRepo,
+		UVVersion:    UVVersion,
 	}
 	if os.Geteuid() != 0 {
 		return nil, errors.New("the offline world needs root (buildkitd with runc and overlayfs, mmdebstrap in root mode)")
@@ -233,6 +257,17 @@ func Up(ctx context.Context, opts Options) (_ *World, err error) {
 	}
 	w.PythonBase, w.PythonBaseDigest = bases[0].Ref, bases[0].Digest
 	w.CUDABase, w.CUDABaseDigest = bases[1].Ref, bases[1].Digest
+
+	if err := w.step("uv image", func() (string, error) {
+		dir, err := findUV(root)
+		if err != nil {
+			return "", err
+		}
+		_, outcome, err := ensureUV(ctx, l, rc, dir)
+		return outcome, err
+	}); err != nil {
+		return nil, err
+	}
 
 	if err := w.step("index", func() (string, error) {
 		ix, outcome, err := ensureIndex(ctx, w, root)

@@ -6,7 +6,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -65,8 +67,10 @@ func TestUpTwice(t *testing.T) {
 }
 
 // Every package of examples/ktrdr/uv.lock has a wheel of exactly the locked
-// version in the index, except the nvidia-* wheels (the CUDA base provides
-// CUDA); torch is on the CPU and CUDA indexes, with local labels.
+// version in the default index, the nvidia-* wheels and the CUDA torch
+// included, and the CPU torch is on the CPU index with its local label;
+// every wheel the lock records is one the index serves, with the sha256 and
+// size the lock says (the lock was made by uv against this index).
 func TestLockMatchesIndex(t *testing.T) {
 	w := ForTest(t)
 	lock, err := uvlock.Load(filepath.Join("..", "..", "examples", "ktrdr", "uv.lock"))
@@ -74,26 +78,40 @@ func TestLockMatchesIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	served := map[string][]Wheel{}
+	byFile := map[string]Wheel{}
 	for _, wh := range w.Wheels {
 		served[wh.Name] = append(served[wh.Name], wh)
+		byFile[path.Base(wh.File)] = wh
 	}
 	for _, p := range lock.Packages {
 		name := normalize(p.Name)
-		if strings.HasPrefix(name, "nvidia-") || p.Source.Editable != "" || p.Source.Virtual != "" {
+		if p.Source.Editable != "" || p.Source.Virtual != "" {
 			continue
 		}
-		var want []string
+		want := []string{"simple " + p.Version}
 		if name == "torch" {
-			want = []string{"whl/cpu " + p.Version + "+cpu", "whl/" + cudaLabel + " " + p.Version + "+" + cudaLabel}
-		} else {
-			want = []string{"simple " + p.Version}
+			want = append(want, "whl/cpu "+p.Version+"+cpu")
 		}
 		var have []string
 		for _, wh := range served[name] {
 			have = append(have, wh.Index+" "+wh.Version)
 		}
+		sort.Strings(have)
+		sort.Strings(want)
 		if strings.Join(have, ",") != strings.Join(want, ",") {
 			t.Errorf("%s: the lock pins %s, the index serves %v, want %v", name, p.Version, have, want)
+		}
+		if len(p.Wheels) == 0 {
+			t.Errorf("%s %s: the lock records no wheel (it was not made by uv against the index?)", name, p.Version)
+		}
+		for _, a := range p.Wheels {
+			wh, ok := byFile[path.Base(a.URL)]
+			switch {
+			case !ok:
+				t.Errorf("%s: the lock records %s, which the index does not serve", name, a.URL)
+			case a.Hash != "sha256:"+wh.SHA256 || a.Size != wh.Size:
+				t.Errorf("%s: the lock records %s as %s (%d bytes), the index serves sha256:%s (%d bytes): relock (examples/ktrdr/README.md)", name, path.Base(a.URL), a.Hash, a.Size, wh.SHA256, wh.Size)
+			}
 		}
 	}
 }
@@ -139,7 +157,7 @@ func TestSmokePythonBaseCPUTorch(t *testing.T) {
 	w := ForTest(t)
 	st := llb.Image(w.PythonBase+"@"+w.PythonBaseDigest, llb.Platform(platform))
 	st = pipRun(st, "venv + pip install fastapi torch (CPU index)", "/bin/sh", "-c",
-		"python3 -m venv /venv && /venv/bin/pip install --index-url "+w.IndexURL+" --extra-index-url "+w.CPUIndexURL+" fastapi torch==2.6.0")
+		"python3 -m venv /venv && /venv/bin/pip install --index-url "+w.IndexURL+" --extra-index-url "+w.CPUIndexURL+" fastapi torch==2.6.0+cpu")
 	outs := probe(t, w, st, ProbeOptions{}, Cmd{Args: []string{"/venv/bin/python", "-c", `
 import json, fastapi, torch
 print(json.dumps({"fastapi": fastapi.__version__, "torch": torch.__version__, "cuda": torch.version.cuda,
@@ -162,20 +180,25 @@ print(json.dumps({"fastapi": fastapi.__version__, "torch": torch.__version__, "c
 	}
 }
 
-// From the CUDA base: the CUDA torch from the CUDA index, checked by its
-// files since it cannot be imported without cuDNN and a GPU driver.
-func TestSmokeCUDABaseCUDATorch(t *testing.T) {
-	w := ForTest(t)
-	st := llb.Image(w.CUDABase+"@"+w.CUDABaseDigest, llb.Platform(platform))
-	st = pipRun(st, "venv + pip install torch (CUDA index)", "/bin/sh", "-c",
-		"python3 -m venv /venv && /venv/bin/pip install --index-url "+w.IndexURL+" --extra-index-url "+w.CUDAIndexURL+" torch==2.6.0")
+// cudaProbe installs torch==2.6.0 from the default index with pip into a
+// venv of base (with its nvidia-* wheels unless noDeps) and reports, from
+// its files, what it is: it cannot be imported without cuDNN and a driver.
+func cudaProbe(t *testing.T, w *World, base llb.State, noDeps bool) map[string][]string {
+	t.Helper()
+	deps := ""
+	if noDeps {
+		deps = " --no-deps"
+	}
+	st := pipRun(base, "venv + pip install torch (default index)", "/bin/sh", "-c",
+		"python3 -m venv /venv && /venv/bin/pip install"+deps+" --index-url "+w.IndexURL+" torch==2.6.0")
 	script := `set -e
 site=$(echo /venv/lib/python3*/site-packages)
 /venv/bin/pip show torch | sed -n 's/^Version: /version=/p'
+/venv/bin/pip list --format freeze | sed -n 's/^\(nvidia-[^=]*\)==.*/nvidia=\1/p'
 sed -n "s/^cuda[^=]*= *'\(.*\)'/cuda=\1/p" $site/torch/version.py
 ls $site/torch/lib/libtorch_cuda.so* >/dev/null && echo libtorch_cuda=present
 find $site -name '*.so*' -type f | while read f; do ldd "$f" | sed -n "s|^\s*\(\S*\) => not found|\1|p"; done | sort -u | sed 's/^/missing=/'
-ldd $site/torch/lib/libtorch_cuda.so* | sed -n "s|^\s*\(libcu[a-z]*\.so\.[0-9]*\) => \(\S*\).*|resolved=\1:\2|p"
+ldd $site/torch/lib/libtorch_cuda.so* | sed -n "s|^\s*\(lib[A-Za-z]*\.so\.[0-9]*\) => \(\S*\).*|resolved=\1:\2|p"
 `
 	outs := probe(t, w, st, ProbeOptions{}, Cmd{Args: []string{"/bin/sh", "-c", script}})
 	out := outs[0]
@@ -188,8 +211,8 @@ ldd $site/torch/lib/libtorch_cuda.so* | sed -n "s|^\s*\(libcu[a-z]*\.so\.[0-9]*\
 		k, v, _ := strings.Cut(line, "=")
 		facts[k] = append(facts[k], v)
 	}
-	if got := strings.Join(facts["version"], ","); got != "2.6.0+"+cudaLabel {
-		t.Errorf("torch version %q, want 2.6.0+%s", got, cudaLabel)
+	if got := strings.Join(facts["version"], ","); got != "2.6.0" {
+		t.Errorf("torch version %q, want 2.6.0 (PyPI's CUDA torch has no local label)", got)
 	}
 	if got := strings.Join(facts["cuda"], ","); !strings.HasPrefix(got, cudaVersion) {
 		t.Errorf("torch/version.py cuda = %q, want %s.x", got, cudaVersion)
@@ -199,13 +222,41 @@ ldd $site/torch/lib/libtorch_cuda.so* | sed -n "s|^\s*\(libcu[a-z]*\.so\.[0-9]*\
 	}
 	for _, m := range facts["missing"] {
 		if !strings.HasPrefix(m, "libcudnn") && m != "libcuda.so.1" {
-			t.Errorf("NEEDED library %s does not resolve in the CUDA base", m)
+			t.Errorf("NEEDED library %s does not resolve", m)
 		}
 	}
+	return facts
+}
+
+// From the bare python base, as KTRDR's worker-gpu: the CUDA torch of the
+// default index pulls the nvidia-* wheels (cuDNN's a stand-in) and finds
+// every CUDA library in them, by rpath, as PyPI's torch does.
+func TestSmokePythonBaseCUDAWheels(t *testing.T) {
+	w := ForTest(t)
+	facts := cudaProbe(t, w, llb.Image(w.PythonBase+"@"+w.PythonBaseDigest, llb.Platform(platform)), false)
+	if got := len(facts["nvidia"]); got != len(nvidiaWheels)+1 {
+		t.Errorf("pip installed %d nvidia-* wheels (%v), want %d", got, facts["nvidia"], len(nvidiaWheels)+1)
+	}
 	resolved := strings.Join(facts["resolved"], " ")
-	for _, lib := range []string{"libcudart.so.12", "libcublas.so.12"} {
-		if !strings.Contains(resolved, lib+":/") {
-			t.Errorf("libtorch_cuda.so: %s does not resolve from the base's CUDA runtime (%s)", lib, resolved)
+	for _, lib := range []string{"libcudart.so.12:/venv/lib/python3.13/site-packages/nvidia/cuda_runtime/lib/", "libcublas.so.12:/venv/lib/python3.13/site-packages/nvidia/cublas/lib/"} {
+		if !strings.Contains(resolved, lib) {
+			t.Errorf("libtorch_cuda.so: want %s..., got %s", lib, resolved)
+		}
+	}
+}
+
+// From the CUDA base, torch alone (--no-deps, as worker-gpu's CUDA-base
+// mode installs it): the same torch finds CUDA in the base's /usr/lib.
+func TestSmokeCUDABaseCUDATorch(t *testing.T) {
+	w := ForTest(t)
+	facts := cudaProbe(t, w, llb.Image(w.CUDABase+"@"+w.CUDABaseDigest, llb.Platform(platform)), true)
+	if len(facts["nvidia"]) != 0 {
+		t.Errorf("nvidia-* wheels installed with --no-deps: %v", facts["nvidia"])
+	}
+	resolved := strings.Join(facts["resolved"], " ")
+	for _, lib := range []string{"libcudart.so.12:/usr/lib/", "libcublas.so.12:/usr/lib/"} {
+		if !strings.Contains(resolved, lib) {
+			t.Errorf("libtorch_cuda.so: want %s... (the base's CUDA runtime), got %s", lib, resolved)
 		}
 	}
 }

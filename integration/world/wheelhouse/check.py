@@ -7,12 +7,13 @@
       import every top-level module, and check torch is the CPU build.
 
   check.py cuda --wheels DIR --deps DIR --report FILE
-      install the CUDA torch wheel and its dependencies into a venv of the
-      bare CUDA base. It cannot be imported here (cuDNN is not in Debian and
-      there is no driver), so check its files instead: torch/version.py
-      names a CUDA version, libtorch_cuda.so is there, and every library any
-      of its ELF files needs resolves inside the image except cuDNN and the
-      driver's libcuda.so.1.
+      install the CUDA torch wheel, the nvidia-* wheels and torch's other
+      dependencies into a venv of the bare python base (no CUDA in it). It
+      cannot be imported here (cuDNN is a stand-in and there is no driver),
+      so check its files instead: torch/version.py names a CUDA version,
+      libtorch_cuda.so is there, every library any ELF file needs resolves
+      except cuDNN and the driver's libcuda.so.1, each CUDA library from its
+      nvidia-* wheel (site-packages/nvidia/X/lib), and none is there twice.
 """
 
 import argparse
@@ -92,17 +93,21 @@ def check_cpu(args, report):
 
 def check_cuda(args, report):
     ms = manifests(args.wheels, "cuda")
-    if len(ms) != 1:
-        report.append("FAILED: expected one CUDA wheel, found %d" % len(ms))
+    torch = [m for m in ms if m["name"] == "torch"]
+    if len(torch) != 1:
+        report.append("FAILED: expected one CUDA torch wheel, found %d" % len(torch))
         return False
     deps = {"filelock", "typing-extensions", "setuptools", "sympy", "mpmath", "networkx", "jinja2",
             "markupsafe", "fsspec", "numpy"}
-    files = [os.path.join(args.wheels, ms[0]["file"])]
+    files = [os.path.join(args.wheels, m["file"]) for m in ms]
     files += [os.path.join(args.deps, m["file"]) for m in manifests(args.deps, "cpu") if m["name"] in deps]
     if not venv(report, files):
         return False
     site = glob.glob(VENV + "/lib/python3*/site-packages")[0]
     ok = True
+    rc, out = sh(PY, "-m", "pip", "check")
+    report.append("$ pip check\n" + out.strip())
+    ok &= rc == 0
     version_py = open(os.path.join(site, "torch", "version.py")).read()
     m = re.search(r"^cuda(?::\s*\S+)?\s*=\s*['\"]([^'\"]+)['\"]", version_py, re.M)
     report.append("torch/version.py:\n" + version_py.strip())
@@ -115,21 +120,42 @@ def check_cuda(args, report):
     libcuda = glob.glob(os.path.join(site, "torch", "lib", "libtorch_cuda.so*"))
     report.append("libtorch_cuda.so: %s" % (libcuda or "MISSING"))
     ok &= bool(libcuda)
+    # Every library an nvidia-* wheel provides must be found in that wheel
+    # (site-packages/nvidia/X/lib), never elsewhere, and exist once.
+    provided = {}
+    for mm in ms:
+        for lib in mm.get("libs", []):
+            provided[lib] = os.path.join(site, mm["lib_dir"], lib)
     elfs = []
     for root, _, names in os.walk(site):
         for n in names:
             p = os.path.join(root, n)
             if (n.endswith(".so") or ".so." in n) and open(p, "rb").read(4) == b"\x7fELF":
                 elfs.append(p)
-    missing = {}
+    missing, wrong = {}, {}
     for p in elfs:
         _, out = sh("ldd", p)
         for line in out.splitlines():
-            mm = re.match(r"^\s*(\S+) => not found", line)
-            if mm and not ALLOWED_MISSING.match(mm.group(1)):
-                missing.setdefault(mm.group(1), []).append(os.path.relpath(p, site))
+            mm = re.match(r"^\s*(\S+) => (not found|(\S+) \(0x[0-9a-f]+\))$", line.strip())
+            if not mm:
+                continue
+            lib, where = mm.group(1), mm.group(3)
+            if where is None:
+                if not ALLOWED_MISSING.match(lib):
+                    missing.setdefault(lib, []).append(os.path.relpath(p, site))
+            elif lib in provided and os.path.realpath(where) != os.path.realpath(provided[lib]):
+                wrong.setdefault(lib, set()).add(where)
     report.append("ldd over %d ELF files: unresolved other than cuDNN and libcuda.so.1: %s" % (len(elfs), missing or "none"))
-    ok &= not missing
+    report.append("CUDA libraries resolved outside their nvidia-* wheel: %s" % ({k: sorted(v) for k, v in wrong.items()} or "none"))
+    ok &= not missing and not wrong
+    copies = {}
+    for p in elfs:
+        copies.setdefault(os.path.basename(p), []).append(os.path.relpath(p, site))
+    twice = {k: v for k, v in copies.items() if len(v) > 1 and (k.startswith("libcu") or k.startswith("libnv") or k.startswith("libnccl"))}
+    report.append("CUDA libraries present twice: %s" % (twice or "none"))
+    ok &= not twice
+    report.append("nvidia-* wheels: %s" % ", ".join("%s %s (%s)" % (mm["name"], mm["version"], " ".join(mm.get("libs", [])) or "stand-in: no library")
+                                                for mm in ms if mm["name"] != "torch"))
     return ok
 
 

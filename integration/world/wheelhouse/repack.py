@@ -16,6 +16,19 @@ The spec is JSON: {"sde": EPOCH, "python_tag": "cp313", "wheels": [{"name",
 "flavour": "cpu"|"cuda", "libs_dir": DIR, "drop_requires": [...]}]}.
 Bundled libraries go to NAME.libs/ (auditwheel's layout) or to libs_dir
 (torch/lib, where PyPI's torch keeps its libraries).
+
+Two more kinds of wheel (the "kind" key):
+  "libs"     a wheel of shared libraries only, as NVIDIA's nvidia-*-cu12
+             wheels on PyPI: every library the Debian packages install under
+             /usr/lib/x86_64-linux-gnu goes to lib_dir (nvidia/cublas/lib...),
+             named by its SONAME, with the nvidia/ namespace __init__.py files
+             PyPI's wheels have;
+  "standin"  a wheel that holds no library, plainly marked as a stand-in in
+             its metadata and a STAND-IN.txt (cuDNN: Debian cannot ship it).
+A library that a "libs" wheel of the spec provides is never bundled into
+another wheel: the ELF file that needs it gets an $ORIGIN-relative rpath to
+that wheel's lib_dir instead (torch/lib -> ../../nvidia/cublas/lib), as
+PyPI's torch finds its nvidia-* wheels.
 """
 
 import argparse
@@ -152,6 +165,7 @@ def metadata_for(wheel, meta_src, versions):
         r2 = rewrite_requirement(r, versions, drop)
         if r2 is not None:
             new_reqs.append(r2)
+    new_reqs += wheel.get("add_requires", [])
     debian_version = next((v for k, v in items if k == "Version"), "")
     out = []
     seen_extra = False
@@ -209,8 +223,74 @@ def dpkg_files(pkg):
     return [l for l in out.splitlines() if l.startswith(DIST)]
 
 
-def build_wheel(wheel, versions, base, out, sde, python_tag, flavour):
+LIBDIR = "/usr/lib/x86_64-linux-gnu/"
+
+
+def deb_version(pkg):
+    return run("dpkg-query", "-W", "-f", "${Version}", pkg).strip()
+
+
+def check_deb_versions(wheel):
+    """A libs wheel's version must be the upstream version of its Debian
+    packages (libcublas12 12.4.5.8~12.4.1-2 for nvidia-cublas-cu12 12.4.5.8)."""
+    v = wheel["version"]
+    for deb in wheel["debs"]:
+        dv = deb_version(deb)
+        if not re.search(r"(^|[~+])" + re.escape(v) + r"([~+-]|$)", dv):
+            fail("%s %s: Debian's %s is %s, which is not that version: the archive moved on; update the spec"
+                 % (wheel["name"], v, deb, dv))
+
+
+def deb_libraries(wheel):
+    """The shared libraries of a libs wheel's packages: {soname: real path}."""
+    libs = {}
+    for deb in wheel["debs"]:
+        for path in run("dpkg-query", "-L", deb).splitlines():
+            if not path.startswith(LIBDIR) or ".so" not in os.path.basename(path):
+                continue
+            real = os.path.realpath(path)
+            if not os.path.isfile(real) or not is_elf(real):
+                continue
+            soname = run("patchelf", "--print-soname", real, check=False).strip() or os.path.basename(real)
+            libs.setdefault(soname, real)
+    if not libs:
+        fail("%s: packages %s install no shared library under %s" % (wheel["name"], wheel["debs"], LIBDIR))
+    return libs
+
+
+def provided_libraries(spec, flavour):
+    """{soname: lib_dir} of every libs wheel of this flavour."""
+    out = {}
+    for w in spec["wheels"]:
+        if w.get("kind") == "libs" and w["flavour"] == flavour:
+            for soname in deb_libraries(w):
+                out[soname] = w["lib_dir"]
+    return out
+
+
+def namespace_files(stage, lib_dir):
+    """nvidia/__init__.py, nvidia/X/__init__.py, nvidia/X/lib/__init__.py:
+    empty, as NVIDIA's wheels have them (one namespace, many wheels)."""
+    parts = lib_dir.split("/")
+    for i in range(1, len(parts) + 1):
+        d = os.path.join(stage, *parts[:i])
+        os.makedirs(d, exist_ok=True)
+        open(os.path.join(d, "__init__.py"), "w").close()
+
+
+def lib_metadata(wheel):
+    lines = ["Metadata-Version: 2.1", "Name: " + wheel["name"], "Version: " + wheel["full_version"],
+             "Summary: " + wheel["summary"], "License-Expression: LicenseRef-NVIDIA-Proprietary",
+             "Requires-Python: >=3"]
+    lines += ["Requires-Dist: " + r for r in wheel.get("add_requires", [])]
+    return "\n".join(lines) + "\n"
+
+
+def build_wheel(wheel, versions, base, out, sde, python_tag, flavour, provided):
     name = wheel["name"]
+    kind = wheel.get("kind", "python")
+    if kind in ("libs", "standin"):
+        return build_lib_wheel(wheel, base, out, sde, flavour, provided)
     full_version = wheel["full_version"]
     stage = "/tmp/stage/" + under(name)
     shutil.rmtree(stage, ignore_errors=True)
@@ -265,8 +345,9 @@ def build_wheel(wheel, versions, base, out, sde, python_tag, flavour):
         # (torch.__version__ == "2.6.0+cpu", not Debian's "2.6.0+debian").
         vp = os.path.join(stage, wheel["version_py"])
         text = open(vp, encoding="utf-8").read()
+        runtime_version = wheel.get("runtime_version") or full_version
         text, n = re.subn(r"^__version__(\s*(?::[^=]*)?=\s*)['\"][^'\"]*['\"]",
-                          lambda m: "__version__%s'%s'" % (m.group(1), full_version), text, flags=re.M)
+                          lambda m: "__version__%s'%s'" % (m.group(1), runtime_version), text, flags=re.M)
         if n != 1:
             fail("%s: no __version__ in %s" % (name, wheel["version_py"]))
         open(vp, "w", encoding="utf-8").write(text)
@@ -288,6 +369,11 @@ def build_wheel(wheel, versions, base, out, sde, python_tag, flavour):
         for n in needed:
             if n.startswith("ld-linux"):
                 continue  # the dynamic loader itself
+            if n in provided:
+                # An nvidia-* wheel has it: find it there, as PyPI's torch does.
+                d = os.path.relpath(provided[n], os.path.dirname(rel) or ".")
+                rpaths.add("$ORIGIN/" + d)
+                continue
             p = resolved.get(n)
             if p is None:
                 if missing_ok and missing_ok.match(n):
@@ -378,6 +464,90 @@ def build_wheel(wheel, versions, base, out, sde, python_tag, flavour):
     shutil.rmtree(stage)
 
 
+def build_lib_wheel(wheel, base, out, sde, flavour, provided):
+    """A wheel of shared libraries (kind "libs"), or a stand-in that holds
+    none (kind "standin"), laid out as NVIDIA's wheels on PyPI."""
+    name, full_version, lib_dir = wheel["name"], wheel["full_version"], wheel["lib_dir"]
+    stage = "/tmp/stage/" + under(name)
+    shutil.rmtree(stage, ignore_errors=True)
+    os.makedirs(stage)
+    namespace_files(stage, lib_dir)
+    libs = {}
+    if wheel.get("kind") == "standin":
+        with open(os.path.join(stage, lib_dir, "STAND-IN.txt"), "w") as f:
+            f.write(wheel["summary"] + "\n")
+    else:
+        check_deb_versions(wheel)
+        libs = deb_libraries(wheel)
+    missing_ok = ALLOWED_MISSING.get(flavour)
+    origin, queue, bundled = {}, [], []
+    for soname, real in sorted(libs.items()):
+        rel = lib_dir + "/" + soname
+        shutil.copyfile(real, os.path.join(stage, rel))
+        os.chmod(os.path.join(stage, rel), 0o755)
+        origin[rel] = real
+        queue.append(rel)
+    i = 0
+    while i < len(queue):
+        rel = queue[i]
+        i += 1
+        path = os.path.join(stage, rel)
+        resolved = ldd(origin[rel])
+        rpaths = set()
+        for n in run("patchelf", "--print-needed", path).split():
+            if n.startswith("ld-linux"):
+                continue
+            if n in libs:
+                rpaths.add("$ORIGIN")
+                continue
+            if n in provided:
+                rpaths.add("$ORIGIN/" + os.path.relpath(provided[n], os.path.dirname(rel)))
+                continue
+            p = resolved.get(n)
+            if p is None:
+                if missing_ok and missing_ok.match(n):
+                    continue
+                fail("%s: %s needs %s, which is not installed" % (name, rel, n))
+            if os.path.exists(base + p):
+                continue  # the bare base image has it
+            target = lib_dir + "/" + n
+            if target not in origin:
+                shutil.copyfile(os.path.realpath(p), os.path.join(stage, target))
+                os.chmod(os.path.join(stage, target), 0o755)
+                origin[target] = os.path.realpath(p)
+                queue.append(target)
+                bundled.append(n)
+            rpaths.add("$ORIGIN")
+        if rpaths:
+            patchelf("--set-rpath", ":".join(sorted(rpaths)), path)
+    dist_info = "%s-%s.dist-info" % (under(name), full_version)
+    di = os.path.join(stage, dist_info)
+    os.makedirs(di)
+    with open(os.path.join(di, "METADATA"), "w", encoding="utf-8") as f:
+        f.write(lib_metadata(wheel))
+    tag = "py3-none-linux_x86_64"
+    with open(os.path.join(di, "WHEEL"), "w") as f:
+        f.write("Wheel-Version: 1.0\nGenerator: ktrdr-images integration/world repack.py\n"
+                "Root-Is-Purelib: false\nTag: %s\n" % tag)
+    filename = "%s-%s-%s.whl" % (under(name), full_version, tag)
+    dest_dir = os.path.join(out, wheel["index"], norm(name))
+    os.makedirs(dest_dir, exist_ok=True)
+    write_wheel(stage, dist_info, os.path.join(dest_dir, filename), sde)
+    size = os.path.getsize(os.path.join(dest_dir, filename))
+    manifest = {
+        "name": name, "version": full_version, "file": os.path.join(wheel["index"], norm(name), filename),
+        "index": wheel["index"], "flavour": flavour, "kind": wheel.get("kind"), "imports": [],
+        "platform": True, "debs": wheel.get("debs") or [], "lib_dir": lib_dir, "libs": sorted(libs),
+        "bundled": sorted(bundled), "size": size,
+        "debian_versions": {d: deb_version(d) for d in wheel.get("debs") or []},
+    }
+    os.makedirs(os.path.join(out, "manifests"), exist_ok=True)
+    with open(os.path.join(out, "manifests", under(name) + "-" + flavour + ".json"), "w") as f:
+        json.dump(manifest, f, indent=1, sort_keys=True)
+    log("%s: %s (%d MB, libraries: %s)" % (name, filename, size >> 20, " ".join(sorted(libs)) or "none, a stand-in"))
+    shutil.rmtree(stage)
+
+
 def write_wheel(stage, dist_info, dest, sde):
     import time
     date = time.gmtime(max(sde, 315532800))[:6]
@@ -423,10 +593,13 @@ def write_wheel(stage, dist_info, dest, sde):
 def cmd_build(args):
     spec = json.load(open(args.spec))
     versions = {norm(w["name"]): w["version"] for w in spec["wheels"]}
-    for w in spec["wheels"]:
-        if w["flavour"] != args.flavour:
-            continue
-        build_wheel(w, versions, args.base, args.out, spec["sde"], spec["python_tag"], args.flavour)
+    provided = provided_libraries(spec, args.flavour)
+    todo = [w for w in spec["wheels"] if w["flavour"] == args.flavour]
+    for n, w in enumerate(todo, 1):
+        # One line per wheel on the step's output, which the world shows
+        # as it goes ("repack: 12/51 ..."), so a slow repack looks busy.
+        log("%d/%d %s %s (from %s)" % (n, len(todo), w["name"], w["full_version"], " ".join(w.get("debs") or []) or "nothing: a stand-in"))
+        build_wheel(w, versions, args.base, args.out, spec["sde"], spec["python_tag"], args.flavour, provided)
 
 
 def main():

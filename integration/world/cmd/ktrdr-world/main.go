@@ -5,6 +5,7 @@
 //	go run ./integration/world/cmd/ktrdr-world up      # set up what is missing, start what is stopped
 //	go run ./integration/world/cmd/ktrdr-world env     # the same, then print shell exports only
 //	go run ./integration/world/cmd/ktrdr-world down    # stop the services
+//	go run ./integration/world/cmd/ktrdr-world lock examples/ktrdr   # uv lock against the world's index
 //
 // The cache directory is $KTRDR_IMAGES_CACHE (default /var/cache/ktrdr-images)
 // or --cache. `serve-index` is the index server the world starts itself.
@@ -17,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"text/tabwriter"
 
@@ -42,6 +44,10 @@ const usage = `usage: ktrdr-world [--cache DIR] [--registry HOST:PORT] [--index 
           print what it is and how to point buildctl and pip at it
   env     like up, but print only shell exports (eval "$(ktrdr-world env)")
   down    stop buildkitd, the registry and the index server
+  lock DIR
+          bring the world up, run uv lock on DIR's pyproject.toml against the
+          world's index (in a build step: uv needs glibc 2.39+) and write
+          DIR/uv.lock
 `
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -76,6 +82,25 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "down":
 		return world.Down(opts)
+	case "lock":
+		if fs.NArg() != 2 {
+			fs.Usage()
+			return fmt.Errorf("lock: expected one project directory")
+		}
+		dir := fs.Arg(1)
+		if _, err := os.Stat(filepath.Join(dir, "pyproject.toml")); err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+		w, err := world.Up(ctx, opts)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "lock: %s in %s\n", w.LockCommand(), dir)
+		b, err := w.Lock(ctx, dir, nil)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, "uv.lock"), b, 0o644)
 	case "serve-index":
 		sf := flag.NewFlagSet("serve-index", flag.ContinueOnError)
 		sf.SetOutput(stderr)
@@ -116,7 +141,7 @@ func printWorld(w io.Writer, wd *world.World) {
 	}
 	fmt.Fprintf(tw, "index\t%s\t(PyPI stand-in; %d wheels, %.1f MB in all)\n", wd.IndexURL, len(wd.Wheels), float64(size)/1e6)
 	fmt.Fprintf(tw, "CPU torch\t%s\t(download.pytorch.org/whl/cpu stand-in)\n", wd.CPUIndexURL)
-	fmt.Fprintf(tw, "CUDA torch\t%s\t(download.pytorch.org/whl/cu124 stand-in)\n", wd.CUDAIndexURL)
+	fmt.Fprintf(tw, "uv image\t%s:%s\t(ghcr.io/astral-sh/uv stand-in)\n", wd.UVImage, wd.UVVersion)
 	fmt.Fprintf(tw, "cache\t%s\t(logs in %s/logs)\n", wd.CacheDir, wd.CacheDir)
 	tw.Flush()
 	fmt.Fprintf(w, `
@@ -128,9 +153,9 @@ Point buildctl at it:
 
 Point pip at it (on the host, or in a RUN step: buildkitd's steps share the host network):
   pip install --index-url %[4]s fastapi
-  pip install --index-url %[4]s --extra-index-url %[5]s torch==2.6.0      # CPU: 2.6.0+cpu
-  pip install --index-url %[4]s --extra-index-url %[6]s torch==2.6.0  # CUDA: 2.6.0+cu124
+  pip install --index-url %[4]s torch==2.6.0                              # CUDA build, with its nvidia-* wheels
+  pip install --index-url %[4]s --extra-index-url %[5]s torch==2.6.0+cpu  # CPU build
 
 Stop it with: go run ./integration/world/cmd/ktrdr-world down
-`, wd.BuildkitAddr, wd.BuildctlBin, wd.Registry, wd.IndexURL, wd.CPUIndexURL, wd.CUDAIndexURL)
+`, wd.BuildkitAddr, wd.BuildctlBin, wd.Registry, wd.IndexURL, wd.CPUIndexURL)
 }

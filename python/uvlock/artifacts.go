@@ -1,0 +1,188 @@
+package uvlock
+
+import (
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/ktrdr/ktrdr-images/python/pep508"
+)
+
+// DefaultRegistry is the registry the lock took its packages from when no
+// index was named for them: the one most registry packages come from (PyPI
+// for a project locked against PyPI, a mirror's URL for one locked with
+// `uv lock --index-url MIRROR`). Packages pinned to a named index (a CPU
+// torch index in [tool.uv.sources]) are fewer and lose the count. "" when
+// no package comes from a registry.
+func (l *Lock) DefaultRegistry() string {
+	count := map[string]int{}
+	best := ""
+	for _, p := range l.Packages {
+		r := p.Source.Registry
+		if r == "" {
+			continue
+		}
+		count[r]++
+		if count[r] > count[best] || (count[r] == count[best] && r < best) {
+			best = r
+		}
+	}
+	return best
+}
+
+// WheelTags are the parts of a wheel file name that say where it installs
+// (PEP 427): python tags, ABI tags and platform tags, each possibly a
+// dotted set ("py2.py3").
+type WheelTags struct {
+	Python, ABI, Platform []string
+}
+
+// ParseWheelName reads a wheel file name (the last part of a URL or path):
+// NAME-VERSION[-BUILD]-PY-ABI-PLATFORM.whl.
+func ParseWheelName(file string) (WheelTags, error) {
+	base := path.Base(file)
+	if !strings.HasSuffix(base, ".whl") {
+		return WheelTags{}, fmt.Errorf("%s is not a wheel file name (NAME-VERSION-PY-ABI-PLATFORM.whl)", base)
+	}
+	parts := strings.Split(strings.TrimSuffix(base, ".whl"), "-")
+	if len(parts) != 5 && len(parts) != 6 {
+		return WheelTags{}, fmt.Errorf("%s is not a wheel file name (NAME-VERSION-PY-ABI-PLATFORM.whl)", base)
+	}
+	n := len(parts)
+	return WheelTags{
+		Python:   strings.Split(parts[n-3], "."),
+		ABI:      strings.Split(parts[n-2], "."),
+		Platform: strings.Split(parts[n-1], "."),
+	}, nil
+}
+
+// Compatible reports whether a wheel with these tags installs into CPython
+// X.Y (python "3.13") on Linux with glibc for the machine of env
+// (platform_machine: x86_64, aarch64): a py3/pyXY or cpXY tag no newer than
+// the interpreter, an abi3 or none ABI (or cpXY's own for cpXY), and any,
+// linux_MACHINE or manylinux*_MACHINE as the platform.
+func (t WheelTags) Compatible(python, machine string) bool {
+	major, minor, ok := splitPython(python)
+	if !ok {
+		return false
+	}
+	platOK := false
+	for _, p := range t.Platform {
+		if p == "any" || p == "linux_"+machine ||
+			(strings.HasPrefix(p, "manylinux") && strings.HasSuffix(p, "_"+machine)) {
+			platOK = true
+		}
+	}
+	if !platOK {
+		return false
+	}
+	for _, py := range t.Python {
+		for _, abi := range t.ABI {
+			if pythonABIOK(py, abi, major, minor) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func splitPython(v string) (int, int, bool) {
+	parts := strings.Split(v, ".")
+	if len(parts) < 2 {
+		return 0, 0, false
+	}
+	major, err1 := strconv.Atoi(parts[0])
+	minor, err2 := strconv.Atoi(parts[1])
+	return major, minor, err1 == nil && err2 == nil
+}
+
+func pythonABIOK(py, abi string, major, minor int) bool {
+	var impl string
+	switch {
+	case strings.HasPrefix(py, "py"):
+		impl = "py"
+	case strings.HasPrefix(py, "cp"):
+		impl = "cp"
+	default:
+		return false
+	}
+	ver := py[2:]
+	if ver == "" || ver[0]-'0' != byte(major) {
+		return false
+	}
+	wantMinor := -1
+	if len(ver) > 1 {
+		m, err := strconv.Atoi(ver[1:])
+		if err != nil {
+			return false
+		}
+		wantMinor = m
+	}
+	switch abi {
+	case "none":
+		// py3, py313, cp313-none: pure, or built for that interpreter.
+		return wantMinor == -1 || (impl == "py" && wantMinor <= minor) || wantMinor == minor
+	case "abi3":
+		return impl == "cp" && wantMinor <= minor
+	default:
+		// cp313-cp313: built for that interpreter's own ABI (not the
+		// free-threaded cp313t).
+		return impl == "cp" && wantMinor == minor && abi == "cp"+ver
+	}
+}
+
+// ArtifactError is a pinned package that has locked artifacts, none of
+// which installs on the target: no wheel for its platform and Python, and
+// no sdist to build from.
+type ArtifactError struct {
+	Lock, Package, Version, Platform, Python string
+	Wheels                                   []string
+}
+
+func (e *ArtifactError) Error() string {
+	return fmt.Sprintf("%s: %s %s has no wheel for %s and CPython %s and no sdist to build one (its locked wheels: %s)",
+		e.Lock, e.Package, e.Version, e.Platform, e.Python, strings.Join(e.Wheels, ", "))
+}
+
+// CheckArtifacts checks that every pin of r can be installed on the target
+// environment from what the lock records: a compatible wheel, or an sdist.
+// Pins the lock records no artifact for (a lock written by hand, a path or
+// git source, a package from another index such as a CPU torch) are not
+// checked: there is nothing to check them against. needsBuild lists the
+// pins that have only an sdist for the target, sorted as r.Pins is.
+func (l *Lock) CheckArtifacts(r *Resolution, env pep508.Environment, platform string) (needsBuild []string, err error) {
+	machine := env.PlatformMachine
+	python := env.PythonVersion
+	for _, pin := range r.Pins {
+		p := pin.Package
+		if p == nil || pin.Index != p.Source.Registry || (len(p.Wheels) == 0 && p.Sdist == nil) {
+			continue
+		}
+		ok := false
+		var names []string
+		for _, w := range p.Wheels {
+			file := w.URL
+			if file == "" {
+				file = w.Path
+			}
+			if file == "" {
+				file = w.Filename
+			}
+			names = append(names, path.Base(file))
+			if t, err := ParseWheelName(file); err == nil && t.Compatible(python, machine) {
+				ok = true
+				break
+			}
+		}
+		if ok {
+			continue
+		}
+		if p.Sdist != nil {
+			needsBuild = append(needsBuild, p.Name)
+			continue
+		}
+		return nil, &ArtifactError{Lock: l.Path, Package: p.Name, Version: p.Version, Platform: platform, Python: python, Wheels: names}
+	}
+	return needsBuild, nil
+}
