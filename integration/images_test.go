@@ -219,7 +219,7 @@ func TestRebuilds(t *testing.T) {
 	project := false
 	for _, name := range rep.Vertices.Ran {
 		switch {
-		case strings.Contains(name, "install layer"), strings.Contains(name, "apt-get"), strings.Contains(name, "create venv"), strings.HasPrefix(name, "[layer] env"):
+		case strings.Contains(name, "install layer"), strings.Contains(name, "sync layer"), strings.Contains(name, "apt-get"), strings.Contains(name, "create venv"), strings.HasPrefix(name, "[layer] env"):
 			t.Errorf("a code change rebuilt a dependency step: %q", name)
 		case strings.Contains(name, "install the project"):
 			project = true
@@ -282,7 +282,7 @@ func TestReproducible(t *testing.T) {
 			t.Fatal(err)
 		}
 		digests = append(digests, rep.Images[0].Digest)
-		for _, name := range []string{"pip install layer deps", "apt-get install tini curl", "add user"} {
+		for _, name := range []string{"uv sync layer deps", "apt-get install tini curl", "add user"} {
 			if !slices.ContainsFunc(rep.Vertices.Ran, func(s string) bool { return strings.Contains(s, name) }) {
 				t.Errorf("build %d did not run %q again: %v", i+1, name, rep.Vertices.Ran)
 			}

@@ -247,10 +247,12 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 			ch := make(chan *client.SolveStatus)
 			w := writers[n]
 			done := make(chan struct{})
+			steps := newStepLog()
 			go func() {
 				defer close(done)
 				for st := range ch {
 					stats.add(n, st)
+					steps.add(st)
 					w.Status() <- st
 				}
 				close(w.Status())
@@ -274,6 +276,9 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 				var pe *ProbeError
 				if err = unwrapProbe(err, s); !errors.As(err, &pe) {
 					err = fmt.Errorf("variant %s: %w", n, err)
+					if step, lines := steps.explain(); step != "" {
+						err = &StepError{Step: step, Lines: lines, Err: err}
+					}
 				}
 				errs[n] = err
 				return

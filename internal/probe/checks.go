@@ -223,9 +223,14 @@ libs = sorted(glob.glob(os.path.join(root, "lib", "libtorch_cuda.so*")))
 if not libs:
     libs = sorted(p for p in subprocess.run(["find", "/", "-xdev", "-name", "libtorch_cuda.so*"], capture_output=True, text=True).stdout.split() if p)
 missing = []
+where = None
 if libs:
     out = subprocess.run(["ldd", libs[0]], capture_output=True, text=True).stdout
     missing = sorted({l.split()[0] for l in out.splitlines() if "not found" in l})
+    for l in out.splitlines():
+        f = l.split()
+        if len(f) >= 3 and f[1] == "=>" and f[0].startswith("libcudart.so"):
+            where = os.path.dirname(f[2])
 copies = {}
 for name in ("libcudart.so", "libcublas.so", "libcublasLt.so", "libnccl.so", "libcufft.so", "libcusparse.so"):
     found = subprocess.run(["find", "/", "-xdev", "-name", name + "*", "-type", "f"], capture_output=True, text=True).stdout.split()
@@ -235,7 +240,7 @@ avail = None
 if gpu:
     import torch
     avail = torch.cuda.is_available()
-print(json.dumps({"cuda": m.group(1) if m else None, "lib": libs[0] if libs else None, "missing": missing, "copies": copies, "gpu": gpu, "available": avail}))`
+print(json.dumps({"cuda": m.group(1) if m else None, "lib": libs[0] if libs else None, "missing": missing, "copies": copies, "gpu": gpu, "available": avail, "cudart": where}))`
 
 func checkCUDATorch(ctx context.Context, c *Container) Result {
 	var v struct {
@@ -245,6 +250,7 @@ func checkCUDATorch(ctx context.Context, c *Container) Result {
 		Copies    map[string][]string `json:"copies"`
 		GPU       bool                `json:"gpu"`
 		Available *bool               `json:"available"`
+		CUDART    *string             `json:"cudart"`
 	}
 	if err := c.JSON(ctx, cudaPy, &v); err != nil {
 		return result("torch", fmt.Errorf("inspecting torch: %w", err), "")
@@ -265,7 +271,10 @@ func checkCUDATorch(ctx context.Context, c *Container) Result {
 			return result("torch", fmt.Errorf("two CUDA stacks: %s exists as %v", lib, files), "")
 		}
 	}
-	detail := fmt.Sprintf("CUDA %s build by its files: %s present, unresolved NEEDED only %v, one copy of each CUDA library", *v.CUDA, *v.Lib, v.Missing)
+	if v.CUDART == nil {
+		return result("torch", fmt.Errorf("%s does not find libcudart.so.12 in the image", *v.Lib), "")
+	}
+	detail := fmt.Sprintf("CUDA %s build by its files: %s present, libcudart from %s, unresolved NEEDED only %v, one copy of each CUDA library", *v.CUDA, *v.Lib, *v.CUDART, v.Missing)
 	if v.GPU && v.Available != nil {
 		detail += fmt.Sprintf("; GPU host: torch.cuda.is_available() = %v", *v.Available)
 	} else {

@@ -1,0 +1,42 @@
+package build
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/moby/buildkit/client"
+	digest "github.com/opencontainers/go-digest"
+)
+
+func TestStepLogExplains(t *testing.T) {
+	s := newStepLog()
+	a, b := digest.FromString("a"), digest.FromString("b")
+	s.add(&client.SolveStatus{
+		Vertexes: []*client.Vertex{{Digest: a, Name: "[builder] uv sync layer deps"}, {Digest: b, Name: "[runtime] apt-get install tini curl"}},
+	})
+	s.add(&client.SolveStatus{Logs: []*client.VertexLog{
+		{Vertex: a, Data: []byte("Downloading fastapi\nerror: Failed to download `fastapi==0.115.11`\n  Caused by: Hash mismatch for `fastapi==0.115.11`\n")},
+		{Vertex: a, Data: []byte("Expected: sha256:aa")},
+		{Vertex: b, Data: []byte("Setting up tini\n")},
+	}})
+	s.add(&client.SolveStatus{Vertexes: []*client.Vertex{
+		{Digest: b, Error: "context canceled"},
+		{Digest: a, Error: "process did not complete successfully: exit code: 1"},
+	}})
+	step, lines := s.explain()
+	if step != "[builder] uv sync layer deps" || len(lines) != 4 || lines[3] != "Expected: sha256:aa" {
+		t.Fatalf("explain: %q %q", step, lines)
+	}
+	base := errors.New("variant backend-prod: failed to solve: exit code: 1")
+	err := &StepError{Step: step, Lines: lines, Err: base}
+	if !errors.Is(err, base) || !strings.Contains(err.Error(), "Hash mismatch for `fastapi==0.115.11`") {
+		t.Errorf("error: %v", err)
+	}
+	for range 20 {
+		s.add(&client.SolveStatus{Logs: []*client.VertexLog{{Vertex: a, Data: []byte("x\n")}}})
+	}
+	if _, lines := s.explain(); len(lines) != keepLines || lines[keepLines-1] != "x" {
+		t.Errorf("kept %d lines (%q), want the last %d", len(lines), lines, keepLines)
+	}
+}
