@@ -14,6 +14,7 @@ import (
 	"github.com/ktrdr/ktrdr-images/python/pyproject"
 	"github.com/ktrdr/ktrdr-images/python/uvlock"
 	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/client/llb/sourceresolver"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -124,6 +125,17 @@ func Graphs(ctx context.Context, in Inputs, o Options, names []string) ([]Image,
 	pyBase, err := base(o.PythonBase)
 	if err != nil {
 		return nil, err
+	}
+	// The uv image is checked now, so a missing one is an error naming the
+	// options, not a failed step among the others; the build then checks
+	// that its uv is the release uv-version names (llb.UV.Prepare).
+	if uv, ok := o.installer().(ourllb.UV); ok && in.Resolver != nil {
+		if _, _, _, err := in.Resolver.ResolveImageConfig(ctx, uv.ImageRef(), sourceresolver.Opt{
+			LogName:  "resolve the uv image " + uv.ImageRef(),
+			ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &plat},
+		}); err != nil {
+			return nil, fmt.Errorf("options uv-image and uv-version: the uv image %s (uv %s) cannot be resolved: %w", uv.ImageRef(), uv.Version, err)
+		}
 	}
 	env := o.env()
 	env.Build = b

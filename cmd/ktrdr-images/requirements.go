@@ -152,11 +152,16 @@ func runRequirements(w io.Writer, o requirementsOptions) error {
 		flavour += ", CUDA from the base image"
 	}
 	fmt.Fprintf(w, "# variant %s: %s, python %s, torch flavour %s\n", v.Name, o.platform, o.python, flavour)
-	fmt.Fprintf(w, "# %d packages from %s\n", len(res.Pins), filepath.ToSlash(lock.Path))
+	fmt.Fprintf(w, "# %d packages from %s", len(res.Pins), filepath.ToSlash(lock.Path))
+	def := lock.DefaultRegistry()
+	if def != "" && def != uvlock.DefaultIndex {
+		fmt.Fprintf(w, ", default index %s", def)
+	}
+	fmt.Fprintln(w)
 	for _, p := range res.Pins {
 		line := p.Requirement()
 		switch {
-		case p.Index != "" && p.Index != uvlock.DefaultIndex:
+		case p.Index != "" && p.Index != uvlock.DefaultIndex && p.Index != def:
 			line += "  # index: " + p.Index
 		case p.Index == "":
 			line += "  # source: " + p.Source.String()

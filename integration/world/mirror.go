@@ -97,6 +97,13 @@ func (m *Mirror) Requests() map[string]int {
 	return out
 }
 
+// Reset forgets the requests counted so far.
+func (m *Mirror) Reset() {
+	m.mu.Lock()
+	m.got = map[string]int{}
+	m.mu.Unlock()
+}
+
 // Wheels are the wheel files it served, sorted.
 func (m *Mirror) Wheels() []string {
 	var out []string
