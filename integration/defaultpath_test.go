@@ -108,7 +108,9 @@ func TestTamperedWheel(t *testing.T) {
 	}
 	for _, inst := range []string{"uv", "pip"} {
 		t.Run(inst, func(t *testing.T) {
-			o := offline(w, "itest-tamper-"+inst)
+			// A namespace of its own: no earlier run's image may answer for
+			// this one's push.
+			o := offline(w, fmt.Sprintf("itest-tamper-%s-%d", inst, time.Now().UnixNano()))
 			o.Installer = inst
 			// The lock's own index (the mirror it now names), not the
 			// world's: that one serves the real bytes.

@@ -1,8 +1,11 @@
 package world
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -62,8 +65,8 @@ func (w *World) StartMirror(addr string) (*Mirror, error) {
 }
 
 // Tamper makes the mirror serve other bytes under the wheel file's name:
-// the same file with its last byte changed, so it is still the same size
-// but no longer the file the lock's sha256 names.
+// a valid wheel still (the original's entries, copied as they are, plus one
+// more file), so an installer gets as far as checking its hash.
 func (m *Mirror) Tamper(file string) error {
 	var found string
 	filepath.Walk(m.dir, func(p string, info os.FileInfo, err error) error {
@@ -75,18 +78,41 @@ func (m *Mirror) Tamper(file string) error {
 	if found == "" {
 		return fmt.Errorf("mirror: no wheel %s in %s", file, m.dir)
 	}
-	b, err := os.ReadFile(found)
+	zr, err := zip.OpenReader(found)
+	if err != nil {
+		return fmt.Errorf("mirror: %w", err)
+	}
+	defer zr.Close()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range zr.File {
+		raw, err := f.OpenRaw()
+		if err != nil {
+			return err
+		}
+		w, err := zw.CreateRaw(&f.FileHeader)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(w, raw); err != nil {
+			return err
+		}
+	}
+	w, err := zw.Create("tampered.txt")
 	if err != nil {
 		return err
 	}
-	b[len(b)-1] ^= 0xff
+	io.WriteString(w, "not the file the lock's hash names\n")
+	if err := zw.Close(); err != nil {
+		return err
+	}
 	m.mu.Lock()
-	m.bad[file] = b
+	m.bad[file] = buf.Bytes()
 	m.mu.Unlock()
 	return nil
 }
 
-// Requests are the paths the mirror answered, sorted, with counts.
+// Requests are the paths the mirror answered, with counts.
 func (m *Mirror) Requests() map[string]int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
