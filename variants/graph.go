@@ -134,7 +134,9 @@ func Graphs(ctx context.Context, in Inputs, o Options, names []string) ([]Image,
 			LogName:  "resolve the uv image " + uv.ImageRef(),
 			ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &plat},
 		}); err != nil {
-			return nil, fmt.Errorf("options uv-image and uv-version: the uv image %s (uv %s) cannot be resolved: %w", uv.ImageRef(), uv.Version, err)
+			// %v, not %w: an error wrapping the resolver's gRPC status
+			// would reach the client as that status alone, losing this text.
+			return nil, fmt.Errorf("options uv-image and uv-version: the uv image %s (uv %s) cannot be resolved: %v", uv.ImageRef(), uv.Version, err)
 		}
 	}
 	env := o.env()
