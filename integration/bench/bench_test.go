@@ -83,6 +83,7 @@ func offline(w *world.World, host string) variants.Options {
 	o := w.BuildOptions("bench")
 	o.PythonBase = rehost(o.PythonBase)
 	o.CUDABase = rehost(o.CUDABase)
+	o.UVImage = rehost(o.UVImage)
 	o.Registry = rehost(o.Registry)
 	return o
 }
@@ -196,7 +197,11 @@ func (r *run) measure(ctx context.Context, way string, o variants.Options) {
 		names[n] = name
 	}
 	start := time.Now()
-	s, err := Measure(ctx, r.ins, names, []string{o.PythonBase, o.CUDABase}, ocispecs.Platform{OS: "linux", Architecture: "amd64"})
+	bases := []string{o.PythonBase}
+	if o.CUDABase != "" {
+		bases = append(bases, o.CUDABase)
+	}
+	s, err := Measure(ctx, r.ins, names, bases, ocispecs.Platform{OS: "linux", Architecture: "amd64"})
 	if err != nil {
 		r.b.Fatalf("measuring %s's images: %v", way, err)
 	}

@@ -98,20 +98,20 @@ func TestCodeChange(t *testing.T) {
 	}
 }
 
+// testOptions are the world's BuildOptions: the default path, only the
+// locations changed.
 func testOptions() variants.Options {
 	o := variants.DefaultOptions()
-	o.Installer = "pip"
 	o.PythonBase = "127.0.0.1:5000/library/python:3.13-slim"
-	o.CUDABase = "127.0.0.1:5000/offline/python-cuda:3.13-trixie"
+	o.UVImage, o.UVVersion = "127.0.0.1:5000/astral-sh/uv", "0.9.17"
 	o.IndexURL = "http://127.0.0.1:3141/simple"
 	o.CPUIndexURL = "http://127.0.0.1:3141/whl/cpu"
-	o.CUDAIndexURL = "http://127.0.0.1:3141/whl/cu124"
 	return o
 }
 
 // The baseline's requirements are ours' pins: CPU torch from the CPU index
-// for the CPU variants, no torch in backend-prod, CUDA torch without the
-// nvidia-* wheels on the CUDA base.
+// for the CPU variants, no torch in backend-prod, CUDA torch from the
+// default index with its nvidia-* wheels in worker-gpu.
 func TestWriteRequirements(t *testing.T) {
 	out := t.TempDir()
 	o := testOptions()
@@ -138,7 +138,7 @@ func TestWriteRequirements(t *testing.T) {
 		t.Errorf("backend-prod:\n%s", s)
 	}
 	g := read(variants.WorkerGPU)
-	if !strings.Contains(g, "--extra-index-url "+o.CUDAIndexURL+"\n") || !strings.Contains(g, "\ntorch==2.6.0\n") || strings.Contains(g, "nvidia") {
+	if strings.Contains(g, "index-url") || !strings.Contains(g, "\ntorch==2.6.0\n") || !strings.Contains(g, "\nnvidia-cublas-cu12==12.4.5.8\n") {
 		t.Errorf("worker-gpu:\n%s", g)
 	}
 	// The same pins as ours: count the lines.
@@ -151,7 +151,7 @@ func TestWriteRequirements(t *testing.T) {
 		}
 		vv, _ := variants.Lookup(v)
 		proj, lock, _ := uvlock.LoadProject(example)
-		res, err := vv.Pins(proj, lock, variants.Target{CUDAFromBase: vv.CUDABase, CPUIndex: o.CPUIndexURL, CUDAIndex: o.CUDAIndexURL})
+		res, err := vv.Pins(proj, lock, variants.Target{CUDAFromBase: vv.CUDABase && o.CUDABase != "", CPUIndex: o.CPUIndexURL, CUDAIndex: o.CUDAIndexURL})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -197,8 +197,8 @@ func TestBaselineDockerfiles(t *testing.T) {
 		if len(stages) != wantStages {
 			t.Errorf("%s: %d stages, want %d", file, len(stages), wantStages)
 		}
-		if v == variants.WorkerGPU && !strings.Contains(text, "FROM ${CUDA_BASE} AS runtime") {
-			t.Errorf("%s: the runtime stage is not on CUDA_BASE", file)
+		if v == variants.WorkerGPU && !strings.Contains(text, "FROM ${PYTHON_BASE} AS runtime") {
+			t.Errorf("%s: the runtime stage is not on PYTHON_BASE (CUDA from the nvidia-* wheels)", file)
 		}
 		if strings.Contains(text, "nvidia") && !strings.Contains(text, "nvidia-*") {
 			t.Errorf("%s mentions nvidia packages", file)

@@ -3,8 +3,9 @@
 // everything cached), builds the four images of the example app with
 // ktrdr-images in one invocation, probes them, pushes them to the world's
 // registry and prints the table. It is the CLI's build with the options
-// that point it at the offline world (pip installer, the local index, the
-// CUDA base for worker-gpu); nothing here is a second code path.
+// that point it at the offline world (its python base, uv image and local
+// index; everything else the default: the uv installer, worker-gpu with CUDA
+// from the nvidia-* wheels); nothing here is a second code path.
 //
 //	go run ./integration/cmd/images [-report FILE] [-context DIR] [-progress MODE]
 package main
