@@ -454,3 +454,44 @@ func TestExampleLockIsCurrent(t *testing.T) {
 	diff, _ := exec.Command("diff", "-u", filepath.Join(src, "uv.lock"), fresh).CombinedOutput()
 	t.Errorf("examples/ktrdr/uv.lock is stale: %s gives another lock; run `go run ./integration/world/cmd/ktrdr-world lock examples/ktrdr` and commit it:\n%s", w.LockCommand(), diff)
 }
+
+// What the real uv does with an index option under --frozen, the fact the
+// uv installer's mirror mode rests on (llb.UV.mirror): uv sync --frozen
+// downloads every package from the URL the lock records, and
+// UV_INDEX_URL, --index-url and --default-index naming another server (the
+// same index on a second address) change nothing: that server is never
+// asked. If a uv release changes this, this test says so.
+func TestUVFrozenIgnoresIndexOptions(t *testing.T) {
+	w := ForTest(t)
+	m, err := w.StartMirror("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	src := filepath.Join("..", "..", "examples", "ktrdr")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	for _, c := range []struct{ name, env, flag string }{
+		{"UV_INDEX_URL", "UV_INDEX_URL=" + m.URL + " ", ""},
+		{"--index-url", "", " --index-url " + m.URL},
+		{"--default-index", "", " --default-index " + m.URL},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m.Reset()
+			out := t.TempDir()
+			script := "uv venv -q /tmp/v && " + c.env + "UV_PROJECT_ENVIRONMENT=/tmp/v uv sync --frozen --no-install-project --no-default-groups" + c.flag +
+				" > /work/sync.log 2>&1; echo $? > /work/rc; /tmp/v/bin/python -c 'import fastapi' >> /work/sync.log 2>&1 && echo imported >> /work/rc"
+			if err := w.UVRun(ctx, src, []string{"pyproject.toml", "uv.lock"}, script, out, nil); err != nil {
+				t.Fatal(err)
+			}
+			rc, _ := os.ReadFile(filepath.Join(out, "rc"))
+			logb, _ := os.ReadFile(filepath.Join(out, "sync.log"))
+			if strings.TrimSpace(string(rc)) != "0\nimported" {
+				t.Fatalf("uv sync --frozen failed (%q):\n%s", rc, logb)
+			}
+			if n := len(m.Requests()); n != 0 {
+				t.Errorf("uv sync --frozen with %s asked the other index %d times: uv now honours it, and llb.UV's mirror mode may no longer be needed", c.name, n)
+			}
+		})
+	}
+}
