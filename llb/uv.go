@@ -81,7 +81,8 @@ func syncCmd(sel Selection, project string, extra ...string) string {
 // 0.9.17), so the layer's pins are installed by version and hash from the
 // mirror instead, exactly as the pip installer does.
 func (u UV) mirror(env Env) bool {
-	return env.IndexURL != "" && env.LockIndex != "" && env.IndexURL != env.LockIndex
+	trim := func(s string) string { return strings.TrimSuffix(s, "/") }
+	return env.IndexURL != "" && env.LockIndex != "" && trim(env.IndexURL) != trim(env.LockIndex)
 }
 
 // Install implements Installer: uv sync of the layer's selection, then the

@@ -545,3 +545,65 @@ func TestMissingContextDirectory(t *testing.T) {
 		t.Errorf("tests/ is excluded by .dockerignore but Exists says %v (%v)", ok, err)
 	}
 }
+
+// The uv installer on the example's lock (made against
+// http://127.0.0.1:3141/simple): uv --version is checked against
+// uv-version before any install step; the layers are uv sync --frozen
+// (the lock's URLs) and the project uv pip install --no-deps from the
+// lock's index; with index-url naming a mirror, no uv sync at all but the
+// pins by hash from the mirror.
+func TestUVInstallerIndexes(t *testing.T) {
+	lockIndex := "http://127.0.0.1:3141/simple"
+	for _, c := range []struct {
+		name   string
+		kv     []string
+		mirror bool
+	}{
+		{"lock's index", nil, false},
+		{"index-url = the lock's index", []string{"index-url", lockIndex + "/"}, false},
+		{"mirror", []string{"index-url", "https://mirror.example.com/simple"}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g := buildAll(t, []string{"worker-cpu"}, c.kv...).graphs["worker-cpu"]
+			check := g.one("[builder] installer: check uv --version is " + variants.DefaultUVVersion)
+			var syncs, pipInstalls int
+			for d, e := range g.execs() {
+				line := cmdline(e)
+				isInstall := strings.Contains(line, "uv sync") || strings.Contains(line, "uv pip install")
+				if isInstall && !g.ancestors(d)[check] {
+					t.Errorf("%q runs without the uv version check before it", g.names[d])
+				}
+				for _, part := range strings.Split(line, " && ") {
+					if strings.Contains(part, "uv sync --frozen") {
+						syncs++
+						if strings.Contains(part, "--index-url") || strings.Contains(part, "--default-index") {
+							t.Errorf("uv sync with an index option (uv ignores it under --frozen): %s", part)
+						}
+					}
+				}
+				if strings.Contains(line, "uv pip install") && !strings.Contains(line, "torch==") {
+					pipInstalls++
+					want := lockIndex
+					if c.mirror {
+						want = "https://mirror.example.com/simple"
+					}
+					if !strings.Contains(line, "--no-deps") || !strings.Contains(line, "--index-url "+want) {
+						t.Errorf("%q: want --no-deps --index-url %s: %s", g.names[d], want, line)
+					}
+					if c.mirror && strings.Contains(line, "-r /run/deps/reqs/requirements-0.txt") && !strings.Contains(line, "--require-hashes") {
+						t.Errorf("mirror install without --require-hashes: %s", line)
+					}
+				}
+			}
+			if c.mirror && (syncs != 0 || pipInstalls < 3) {
+				t.Errorf("mirror: %d uv sync steps, %d uv pip installs; want none and the layers' and the project's", syncs, pipInstalls)
+			}
+			if !c.mirror && (syncs < 2 || pipInstalls != 1) {
+				t.Errorf("%d uv sync steps and %d uv pip installs (the project); want the layers synced and one project install", syncs, pipInstalls)
+			}
+			if c.mirror && !strings.Contains(g.mkfiles(), "fastapi==0.115.11 --hash=sha256:") {
+				t.Errorf("the mirror's requirements carry no hashes:\n%s", g.mkfiles())
+			}
+		})
+	}
+}
