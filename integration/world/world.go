@@ -109,7 +109,8 @@ func (w *World) logf(format string, args ...any) {
 func (w *World) step(name string, fn func() (string, error)) error {
 	start := time.Now()
 	// A step that takes minutes (mmdebstrap, the index) says it is still
-	// at work every 30 s, so a newcomer can tell busy from stuck.
+	// at work when nothing was logged for 45 s (checked every 30 s), so a
+	// newcomer can tell busy from stuck.
 	stop := make(chan struct{})
 	go func() {
 		t := time.NewTicker(30 * time.Second)
