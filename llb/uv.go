@@ -133,16 +133,21 @@ func (u UV) Install(st llb.State, layer Layer, env Env) llb.State {
 }
 
 // InstallProject implements Installer: uv builds the project at AppDir
-// with its PEP 517 backend and installs it, not editable, without its
-// dependencies (the layers below installed exactly the lock's set, so
-// `uv sync --no-editable` would add nothing but need the lock file in the
-// image's app dir). The build backend (hatchling...) comes from the default
-// index, as every package outside the lock does.
+// with its PEP 517 backend (from the default index, as every package
+// outside the lock) and installs it, not editable, without its
+// dependencies: the layers below installed exactly the lock's set, and
+// `uv sync --no-editable` would need the lock file in the image's app dir.
+// For a package installed from a path uv writes uv_cache.json into its
+// dist-info, a cache hint holding the source's change time (ctime, which
+// nothing can set), so two builds of one commit would differ in it; it is
+// removed, with its RECORD line, as pip never writes it.
 func (u UV) InstallProject(st llb.State, _ Selection, env Env) llb.State {
 	args := []string{"uv", "pip", "install", "--python", env.VenvDir + "/bin/python", "--no-deps"}
 	if env.IndexURL != "" {
 		args = append(args, "--index-url", env.IndexURL)
 	}
-	cmd := shellJoin(append(args, env.AppDir))
-	return st.Run(u.run(env, "[builder] uv install the project", "project", cmd)...).Root()
+	install := shellJoin(append(args, env.AppDir))
+	site := shellQuote(env.VenvDir) + "/lib/python*/site-packages"
+	clean := `for f in ` + site + `/*.dist-info/uv_cache.json; do [ -e "$f" ] || continue; rm "$f"; sed -i '/\.dist-info\/uv_cache\.json,/d' "$(dirname "$f")/RECORD"; done`
+	return st.Run(u.run(env, "[builder] uv install the project", "project", install+" && "+clean)...).Root()
 }
