@@ -1,0 +1,106 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ktrdr/ktrdr-images/internal/build"
+	"github.com/ktrdr/ktrdr-images/variants"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+var amd64 = ocispecs.Platform{OS: "linux", Architecture: "amd64"}
+
+// load builds the images on our buildkitd (the way that works on engine
+// 20.10), pushes them to the world's registry, and brings them into the
+// engine both ways: backend-prod exported as a docker tar into docker
+// load, and every image with docker pull, then tagged with the seed's
+// names.
+func (v *verifier) load(ctx context.Context) error {
+	v.begin("images from our buildkitd into the engine: docker load and docker pull")
+	c, err := v.World.Client(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	o := v.World.BuildOptions("ktrdr")
+	start := time.Now()
+	rep, err := build.Run(ctx, c, build.RunOptions{
+		ContextDir: v.ContextDir, Variants: v.Variants, Options: o,
+		Probe: true, Push: true, Inspect: true, Progress: "plain", ProgressOut: v.BuildLog,
+	})
+	v.res.Report = rep
+	var table bytes.Buffer
+	if rep != nil {
+		build.WriteTable(&table, rep)
+	}
+	ck := Check{Command: fmt.Sprintf("ktrdr-images build --context %s --push --opt registry=%s %s", v.ContextDir, o.Registry, variantFlags(v.Variants)),
+		Output: table.String(), Verdict: Pass, Detail: "built, probed from the inside and pushed by our buildkitd", Took: time.Since(start)}
+	if err != nil {
+		ck.Verdict, ck.Detail = Fail, err.Error()
+	}
+	v.record(ck)
+	if rep == nil || len(rep.Images) == 0 {
+		return fmt.Errorf("no image was built: %v", err)
+	}
+	refs := map[string]string{}
+	for _, im := range rep.Images {
+		if im.Digest != "" {
+			refs[im.Variant] = im.Ref
+		}
+	}
+
+	var loadedID string
+	if v.has(variants.BackendProd) && refs[variants.BackendProd] != "" {
+		tar := filepath.Join(v.WorkDir, "backend-prod.docker.tar")
+		start := time.Now()
+		_, err := build.Run(ctx, c, build.RunOptions{
+			ContextDir: v.ContextDir, Variants: []string{variants.BackendProd}, Options: o,
+			Outputs:  []string{"type=docker,name=" + SeedNames[variants.BackendProd] + ",dest=" + tar},
+			Progress: "plain", ProgressOut: v.BuildLog,
+		})
+		ck := Check{Command: fmt.Sprintf("ktrdr-images build --context %s --variant backend-prod --output type=docker,name=%s,dest=%s", v.ContextDir, SeedNames[variants.BackendProd], tar),
+			Verdict: Pass, Detail: "the same build exported as a docker image tar (from cache; probed above)", Took: time.Since(start)}
+		if err != nil {
+			ck.Verdict, ck.Detail = Fail, err.Error()
+		}
+		v.record(ck)
+		if err == nil {
+			v.sh(ctx, 10*time.Minute, "docker load -i "+tar, prints("Loaded image: "+SeedNames[variants.BackendProd]))
+			loadedID, _ = v.Docker.ImageID(ctx, SeedNames[variants.BackendProd])
+		}
+	}
+	for _, n := range v.Variants {
+		ref := refs[n]
+		if ref == "" {
+			continue
+		}
+		v.sh(ctx, 20*time.Minute, "docker pull "+ref, prints("Status: "))
+		v.sh(ctx, time.Minute, "docker tag "+ref+" "+SeedNames[n], succeeds("named "+SeedNames[n]+" as the seed's docker build -t does"))
+	}
+	if loadedID != "" {
+		pulled, err := v.Docker.ImageID(ctx, refs[variants.BackendProd])
+		ck := Check{Command: "docker image inspect --format '{{.Id}}' " + refs[variants.BackendProd], Output: "pulled: " + pulled + "\nloaded: " + loadedID}
+		switch {
+		case err != nil:
+			ck.Verdict, ck.Detail = Fail, err.Error()
+		case pulled == loadedID:
+			ck.Verdict, ck.Detail = Pass, "docker load of the docker tar and docker pull from the registry give the same image id (the same config)"
+		default:
+			ck.Verdict, ck.Detail = Fail, "docker load and docker pull give different image ids"
+		}
+		v.record(ck)
+	}
+	return nil
+}
+
+func variantFlags(names []string) string {
+	if len(names) == len(variants.Names()) {
+		return "(all four variants)"
+	}
+	return "--variant " + strings.Join(names, " --variant ")
+}
