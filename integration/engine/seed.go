@@ -29,13 +29,13 @@ func (v *verifier) seed(ctx context.Context) {
 		v.sh(ctx, 5*time.Minute, "docker run --rm ktrdr-worker-gpu:test "+torchCheck, gpuImport)
 		// What can be checked without importing torch: its CUDA build, by
 		// its files (torch/version.py, libtorch_cuda.so).
-		v.sh(ctx, 5*time.Minute, `docker run --rm ktrdr-worker-gpu:test python -c "import importlib.util, os; d = os.path.dirname(importlib.util.find_spec('torch').origin); ns = {}; exec(open(os.path.join(d, 'version.py')).read(), ns); print('torch', ns['__version__'], 'cuda', ns['cuda'], 'libtorch_cuda.so', os.path.exists(os.path.join(d, 'lib', 'libtorch_cuda.so')))"`,
+		v.sh(ctx, 5*time.Minute, `docker run --rm ktrdr-worker-gpu:test python -c "import glob, importlib.util, os; d = os.path.dirname(importlib.util.find_spec('torch').origin); ns = {}; exec(open(os.path.join(d, 'version.py')).read(), ns); print('torch', ns['__version__'], 'cuda', ns['cuda'], [os.path.basename(p) for p in glob.glob(os.path.join(d, 'lib', 'libtorch_cuda.so*'))])"`,
 			func(out string, err error) (Verdict, string) {
-				m := regexp.MustCompile(`torch (\S+) cuda (\S+) libtorch_cuda.so True`).FindStringSubmatch(out)
+				m := regexp.MustCompile(`torch (\S+) cuda (\S+) \['(libtorch_cuda\.so[^']*)'`).FindStringSubmatch(out)
 				if err != nil || m == nil || m[2] == "None" {
-					return Fail, "expected torch/version.py to give a CUDA version and lib/libtorch_cuda.so to exist"
+					return Fail, "expected torch/version.py to give a CUDA version and torch/lib/libtorch_cuda.so* to exist"
 				}
-				return Pass, fmt.Sprintf("torch %s is the CUDA %s build (read from torch/version.py, without importing it)", m[1], m[2])
+				return Pass, fmt.Sprintf("torch %s is the CUDA %s build, with %s (read from its files, without importing it)", m[1], m[2], m[3])
 			})
 	}
 
@@ -97,7 +97,7 @@ func gpuImport(out string, err error) (Verdict, string) {
 		return Pass, "CUDA torch imports (a host with cuDNN and the driver)"
 	}
 	if strings.Contains(out, "libcudnn") {
-		return Differs, "CUDA torch cannot be imported on this machine: libtorch_cuda.so needs cuDNN (" + firstMatch(out, `libcudnn[^:\s]*`) + "), which Debian cannot ship and no image here has, and the driver's libcuda.so.1; on a GPU host with the NVIDIA container toolkit (docker run --gpus all) it imports and reports cuda=True. The next check reads the build from its files"
+		return Differs, "CUDA torch cannot be imported on this machine: it needs cuDNN (" + firstMatch(out, `libcudnn[^:\s]*`) + "), which Debian cannot ship, so the offline index's nvidia-cudnn-cu12 wheel is a marked stand-in holding no library; with PyPI's nvidia-cudnn-cu12, on a GPU host with the driver and the NVIDIA container toolkit (docker run --gpus all), the same command imports torch and prints cuda=True. The next check reads the build from its files"
 	}
 	return Fail, "expected torch OK, or an ImportError naming libcudnn: " + lastLine(out)
 }
@@ -126,7 +126,7 @@ func (v *verifier) sizeJudge(variant string) judge {
 		why := map[string]string{
 			variants.WorkerCPU:  "the ml layer (669 MB) is Debian's torch 2.6.0 CPU build with the 42 shared libraries it links repacked into it, plus SciPy, scikit-learn, SymPy; the seed's ~500 MB assumes PyPI's +cpu wheels, which cannot be had here (README, \"Measured\")",
 			variants.BackendDev: "the same ml layer as worker-cpu plus the dev group (README, \"Measured\")",
-			variants.WorkerGPU:  "the CUDA base is Debian's CUDA 12.4 runtime (1.8 GB) and the environment Debian's python3-torch-cuda; one CUDA stack (README, \"Measured\")",
+			variants.WorkerGPU:  "torch's CUDA 12.4 build (Debian's python3-torch-cuda) with the nvidia-*-cu12 wheels repacked from Debian's CUDA 12.4 runtime: one CUDA stack, but Debian's builds, not PyPI's (README, \"Measured\")",
 		}[variant]
 		if why == "" {
 			return Fail, detail

@@ -49,7 +49,7 @@ func (v *verifier) summary() {
 	for _, c := range v.res.Checks {
 		count[c.Verdict]++
 		if c.Verdict != Pass {
-			cmd := c.Command
+			cmd := strings.ReplaceAll(c.Command, "\n", "; ")
 			if len(cmd) > 70 {
 				cmd = cmd[:67] + "..."
 			}
