@@ -87,7 +87,7 @@ func (v *verifier) fourImages(out string, err error) (Verdict, string) {
 	if len(missing) > 0 {
 		return Fail, "not listed with a size: " + strings.Join(missing, ", ")
 	}
-	return Pass, fmt.Sprintf("%d images listed with their sizes (the registry names they were pulled by too, same ids)", len(v.Variants))
+	return Pass, fmt.Sprintf("%d images listed under the seed's names, with their sizes", len(v.Variants))
 }
 
 // gpuImport judges importing CUDA torch here: it works only where cuDNN

@@ -6,12 +6,16 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/containerd/platforms"
 	"github.com/ktrdr/ktrdr-images/internal/build"
+	"github.com/ktrdr/ktrdr-images/internal/inspect"
 )
 
-// DockerSizes gives, for each image of the report that the engine has
-// (by the exact manifest it was pulled by, name@digest), the SIZE docker
-// images shows. Images the engine lacks are left out.
+// DockerSizes gives, for each image of the report that the engine has,
+// the SIZE docker images shows. The engine's image id is the image's
+// config digest, read from the registry's manifest, so the image is found
+// whatever names the engine gives it (the seed's, the registry's, none).
+// Images the engine lacks are left out.
 func (d Docker) DockerSizes(ctx context.Context, rep *build.Report) map[string]int64 {
 	out := map[string]int64{}
 	if rep == nil {
@@ -25,7 +29,15 @@ func (d Docker) DockerSizes(ctx context.Context, rep *build.Report) map[string]i
 		if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
 			repo = repo[:i]
 		}
-		if n, ok := d.ImageSize(ctx, repo+"@"+im.Digest); ok {
+		p, err := platforms.Parse(im.Platform)
+		if err != nil {
+			continue
+		}
+		m, _, err := inspect.NewRegistry(repo+"@"+im.Digest, nil).Manifest(ctx, p)
+		if err != nil {
+			continue
+		}
+		if n, ok := d.ImageSize(ctx, m.Config.Digest.String()); ok {
 			out[im.Variant] = n
 		}
 	}
