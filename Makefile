@@ -47,3 +47,13 @@ vet:
 fmt-check:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+# make verify: the seed's own verification (docker images, docker run, the
+# smoke tests, Compose) on this machine's Docker engine, after building the
+# images on the offline world (cached after make images) and loading them
+# into the engine; prints each command, its output and a verdict. ATTACH=1
+# uses a world that is already up instead of bringing it up.
+.PHONY: verify
+ATTACH ?=
+verify:
+	$(GO) run ./integration/cmd/verify $(if $(ATTACH),-attach)

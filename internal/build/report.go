@@ -24,9 +24,19 @@ func WriteReportFile(path string, rep *Report) error {
 
 // WriteTable prints the report as the CLI shows it: one row per image,
 // each probe's detail, the duplication ratios and the vertex summary.
-func WriteTable(w io.Writer, rep *Report) {
+func WriteTable(w io.Writer, rep *Report) { WriteTableDocker(w, rep, nil) }
+
+// WriteTableDocker is WriteTable with a DOCKER SIZE column after the
+// registry's sizes: dockerSizes maps a variant to the SIZE docker images
+// shows for its image, where an engine has it ("-" for the others). With
+// no docker size at all the column is left out.
+func WriteTableDocker(w io.Writer, rep *Report, dockerSizes map[string]int64) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VARIANT\tIMAGE\tDIGEST\tCOMPRESSED\tUNCOMPRESSED\tLAYERS\tPROBES")
+	head := ""
+	if len(dockerSizes) > 0 {
+		head = "DOCKER SIZE\t"
+	}
+	fmt.Fprintln(tw, "VARIANT\tIMAGE\tDIGEST\tCOMPRESSED\tUNCOMPRESSED\t"+head+"LAYERS\tPROBES")
 	for _, r := range rep.Images {
 		ok := 0
 		for _, p := range r.Probes {
@@ -38,11 +48,15 @@ func WriteTable(w io.Writer, rep *Report) {
 		if len(r.Probes) == 0 {
 			probes = "not run"
 		}
+		dockerCell := ""
+		if len(dockerSizes) > 0 {
+			dockerCell = size(dockerSizes[r.Variant]) + "\t"
+		}
 		digest := r.Digest
 		if len(digest) > 19 {
 			digest = digest[:19]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Variant, r.Ref, digest, size(r.CompressedBytes), size(r.UncompressedBytes), r.Layers, probes)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s%d\t%s\n", r.Variant, r.Ref, digest, size(r.CompressedBytes), size(r.UncompressedBytes), dockerCell, r.Layers, probes)
 	}
 	tw.Flush()
 	for _, r := range rep.Images {

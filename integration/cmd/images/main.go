@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ktrdr/ktrdr-images/integration/engine"
 	"github.com/ktrdr/ktrdr-images/integration/world"
 	"github.com/ktrdr/ktrdr-images/internal/build"
 )
@@ -56,7 +57,13 @@ func run(ctx context.Context, dir, report, progress string) error {
 	})
 	if rep != nil {
 		fmt.Println()
-		build.WriteTable(os.Stdout, rep)
+		// Where a Docker engine has the images (make verify pulled them),
+		// the table gives docker images' SIZE beside the registry's.
+		var dockerSizes map[string]int64
+		if d := (engine.Docker{}); d.NotAvailable(ctx) == nil {
+			dockerSizes = d.DockerSizes(ctx, rep)
+		}
+		build.WriteTableDocker(os.Stdout, rep, dockerSizes)
 		fmt.Printf("four images built, probed and pushed to %s in %s (the world was up in %s)\n", o.Registry, time.Since(bstart).Round(time.Second), worldTook)
 		if report != "" {
 			if werr := build.WriteReportFile(report, rep); werr != nil {
