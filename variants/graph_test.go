@@ -475,7 +475,7 @@ func TestImageConfig(t *testing.T) {
 		t.Errorf("gpu config %+v", gpu)
 	}
 	dev := b.images["backend-dev"].Config.Config
-	if !slices.Contains(dev.Cmd, "--reload") {
+	if !slices.Contains(dev.Cmd, "--reload") || !slices.Contains(dev.Cmd, "--reload-dir") {
 		t.Errorf("dev cmd %v", dev.Cmd)
 	}
 }

@@ -84,17 +84,21 @@ func All() []Variant {
 	// The literal is built anew on each call: no state is shared.
 	return []Variant{
 		{
-			Name:         BackendDev,
-			Description:  "development backend: every dependency incl. the dev group, CPU-only torch, code mounted at run time",
-			Extras:       []string{"ml"},
-			Groups:       []string{"dev"},
-			Torch:        uvlock.FlavourCPU,
-			Image:        "ktrdr-backend:dev",
-			Port:         8000,
-			HealthPath:   "/api/v1/health",
-			Launcher:     []string{"uvicorn"},
-			App:          "ktrdr.api.main:app",
-			ExtraArgs:    []string{"--reload", "--log-config", "/app/ktrdr/config/logging_config.json"},
+			Name:        BackendDev,
+			Description: "development backend: every dependency incl. the dev group, CPU-only torch, code mounted at run time",
+			Extras:      []string{"ml"},
+			Groups:      []string{"dev"},
+			Torch:       uvlock.FlavourCPU,
+			Image:       "ktrdr-backend:dev",
+			Port:        8000,
+			HealthPath:  "/api/v1/health",
+			Launcher:    []string{"uvicorn"},
+			App:         "ktrdr.api.main:app",
+			// --reload-dir: without watchfiles (not in the lock) uvicorn's
+			// reloader polls every *.py under its directories, the venv's
+			// 9,000 included: 47% of a core while idle, against 0.8% when it
+			// watches the mounted code only (measured with docker stats).
+			ExtraArgs:    []string{"--reload", "--reload-dir", "/app/ktrdr", "--log-config", "/app/ktrdr/config/logging_config.json"},
 			RunMounts:    []string{"ktrdr"},
 			HealthExpect: map[string]any{"status": "ok"},
 			Tools:        [][]string{{"pytest", "--version"}, {"mypy", "--version"}, {"black", "--version"}},
