@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/solver/pb"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -22,6 +23,11 @@ type Build struct {
 	// makes, and the env of steps whose tools honour it. Nil leaves
 	// timestamps to BuildKit.
 	Epoch *time.Time
+	// Network is the network mode of every step (pb.NetMode_UNSET: the
+	// daemon's default), as a client's --network asks for it: a Docker
+	// engine's builder runs steps on its bridge, where an index on the
+	// host's 127.0.0.1 needs --network host.
+	Network pb.NetMode
 }
 
 // PlatformKey is the platform as a cache-id-safe string ("linux-amd64").
@@ -44,10 +50,14 @@ func (b Build) CacheID(parts ...string) string {
 }
 
 func (b Build) stepEnv() []llb.RunOption {
-	if b.Epoch == nil {
-		return nil
+	var opts []llb.RunOption
+	if b.Network != pb.NetMode_UNSET {
+		opts = append(opts, llb.Network(b.Network))
 	}
-	return []llb.RunOption{llb.AddEnv("SOURCE_DATE_EPOCH", strconv.FormatInt(b.Epoch.Unix(), 10))}
+	if b.Epoch != nil {
+		opts = append(opts, llb.AddEnv("SOURCE_DATE_EPOCH", strconv.FormatInt(b.Epoch.Unix(), 10)))
+	}
+	return opts
 }
 
 func (b Build) created() []llb.CopyOption {

@@ -161,6 +161,24 @@ func Copied(rt Runtime, envState, project llb.State, hasProject bool, env Env) (
 	return parts, llb.Merge([]llb.State{st, diff}, llb.WithCustomName("[runtime] merge the copied env + project"))
 }
 
+// Plain assembles a runtime image with neither llb.Diff nor llb.Merge, for
+// a BuildKit older than v0.10 (Docker engines before 23.0), which has no
+// diff or merge op: the runtime's own layers, then the builder's app dir
+// (environment and project, from final) copied in one layer owned by the
+// app user, as a Dockerfile's COPY --from=builder --chown would. Nothing is
+// shared between images beyond the runtime's layers, and a code change
+// copies the environment again: the price of an old daemon.
+func Plain(rt Runtime, final llb.State, env Env) ([]Part, llb.State) {
+	opts := append([]llb.CopyOption{&llb.CopyInfo{
+		CopyDirContentsOnly: true,
+		CreateDestPath:      true,
+		ChownOpt:            env.User.chown(),
+	}}, env.created()...)
+	st := rt.WithPackages.File(llb.Copy(final, env.AppDir, env.AppDir, opts...),
+		llb.WithCustomNamef("[runtime] copy %s from the builder, owned by %s (no diff/merge on this BuildKit)", env.AppDir, env.User.Name))
+	return []Part{{Name: "user", State: rt.WithUser}, {Name: "runtime packages", State: rt.WithPackages}, {Name: "app (copied)", State: st}}, st
+}
+
 // Validate checks an Env's paths, user and interpreter.
 func (e Env) Validate() error {
 	if err := checkAbs("app dir", e.AppDir); err != nil {

@@ -86,7 +86,7 @@ func Graphs(ctx context.Context, in Inputs, o Options, names []string) ([]Image,
 		vs = append(vs, v)
 	}
 	plat, _ := pep508.ParsePlatform(o.Platform) // checked by Validate
-	b := ourllb.Build{Platform: plat, CacheNS: o.CacheNS, Epoch: o.SourceDateEpoch}
+	b := ourllb.Build{Platform: plat, CacheNS: o.CacheNS, Epoch: o.SourceDateEpoch, Network: o.Network}
 
 	// Check the context before anything else: a missing directory is the
 	// user's most likely mistake and the cheapest to report.
@@ -208,10 +208,13 @@ func graph(in Inputs, o Options, v Variant, b ourllb.Build, builder ourllb.Build
 	}
 
 	img := Image{Variant: v, Name: name, Platform: b.Platform, Base: rtBase.Ref, BaseConfig: rtBase.Config, Layers: layers, Pins: res}
-	if rtBase.Ref == builderRef {
+	switch {
+	case o.Plain:
+		img.Parts, img.State = ourllb.Plain(rt, last, builder.Env)
+	case rtBase.Ref == builderRef:
 		img.Shared = true
 		img.Parts, img.State = ourllb.Merged(rt, chain)
-	} else {
+	default:
 		img.Parts, img.State = ourllb.Copied(rt, envLast, last, hasProject, builder.Env)
 	}
 	img.Config = ourllb.MergeConfig(rtBase.Config, imageConfig(in, o, v, name, rtBase.Ref), b.Platform, o.SourceDateEpoch)

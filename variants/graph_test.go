@@ -607,3 +607,42 @@ func TestUVInstallerIndexes(t *testing.T) {
 		})
 	}
 }
+
+// For a daemon without the diff and merge ops (Docker engines before 23.0)
+// every image is assembled by plain copies: no diff or merge op anywhere,
+// the app dir copied once, owned by the app user. With a network mode
+// (a client's --network host) every step runs on it.
+func TestPlainAndNetwork(t *testing.T) {
+	in, err := build.LocalInputs(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := variants.DefaultOptions()
+	o.Plain = true
+	o.Network = pb.NetMode_HOST
+	imgs, err := variants.Graphs(context.Background(), in, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range imgs {
+		g := decode(t, img.State, img)
+		if img.Shared {
+			t.Errorf("%s: plain image claims shared layers", img.Variant.Name)
+		}
+		for _, d := range g.order {
+			switch g.ops[d].Op.(type) {
+			case *pb.Op_Diff, *pb.Op_Merge:
+				t.Errorf("%s: %q is a diff or merge op", img.Variant.Name, g.names[d])
+			}
+		}
+		copyOp := g.one("[runtime] copy /app from the builder")
+		if !g.ancestors(g.root)[copyOp] {
+			t.Errorf("%s: the image is not built on the copy of /app", img.Variant.Name)
+		}
+		for d, e := range g.execs() {
+			if e.Network != pb.NetMode_HOST {
+				t.Errorf("%s: %q runs on network %v, want host", img.Variant.Name, g.names[d], e.Network)
+			}
+		}
+	}
+}

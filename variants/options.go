@@ -2,6 +2,7 @@ package variants
 
 import (
 	"fmt"
+	"github.com/moby/buildkit/solver/pb"
 	"sort"
 	"strconv"
 	"strings"
@@ -66,6 +67,13 @@ type Options struct {
 	SourceDateEpoch *time.Time
 	// CacheNS prefixes cache mount ids.
 	CacheNS string
+	// Network is every step's network mode (unset: the daemon's default);
+	// the frontend takes it from the client's --network.
+	Network pb.NetMode
+	// Plain assembles every image by copying the builder's app dir instead
+	// of merging diff layers: for daemons without the diff and merge ops
+	// (BuildKit < v0.10). build.Solve sets it from the daemon's caps.
+	Plain bool
 }
 
 // Default values of the options.

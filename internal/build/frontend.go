@@ -50,6 +50,10 @@ func Frontend(ctx context.Context, c gwclient.Client) (*gwclient.Result, error) 
 	if err != nil {
 		return nil, err
 	}
+	// docker buildx build --network host: every step on the host's
+	// network, as the Dockerfile frontend's RUN steps (needs the
+	// network.host entitlement, --allow network.host).
+	o.Network = bc.NetworkMode
 	for k, val := range bc.Labels {
 		o.Labels[k] = val
 	}

@@ -70,6 +70,12 @@ func Solve(ctx context.Context, gw gwclient.Client, in variants.Inputs, o varian
 	if in.Resolver == nil {
 		in.Resolver = gw
 	}
+	// A daemon without the diff and merge ops (BuildKit < v0.10, as in
+	// Docker engines before 23.0) gets images assembled by plain copies.
+	caps := gw.BuildOpts().LLBCaps
+	if caps.Supports(pb.CapDiffOp) != nil || caps.Supports(pb.CapMergeOp) != nil {
+		o.Plain = true
+	}
 	images, err := variants.Graphs(ctx, in, o, []string{variant})
 	if err != nil {
 		return nil, err
