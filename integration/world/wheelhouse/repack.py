@@ -286,6 +286,27 @@ def lib_metadata(wheel):
     return "\n".join(lines) + "\n"
 
 
+def place_needed(name, rel, n, resolved, provided, base, missing_ok):
+    """Where the library n that the ELF file rel NEEDs comes from:
+    ("rpath", DIR) when an nvidia-* wheel provides it (an $ORIGIN-relative
+    rpath into that wheel), ("none", None) when the bare base image has it
+    or it may be missing here, ("bundle", REALPATH) when the wheel must carry
+    a copy."""
+    if n.startswith("ld-linux"):
+        return "none", None  # the dynamic loader itself
+    if n in provided:
+        # An nvidia-* wheel has it: find it there, as PyPI's torch does.
+        return "rpath", "$ORIGIN/" + os.path.relpath(provided[n], os.path.dirname(rel) or ".")
+    p = resolved.get(n)
+    if p is None:
+        if missing_ok and missing_ok.match(n):
+            return "none", None
+        fail("%s: %s needs %s, which is not installed" % (name, rel, n))
+    if os.path.exists(base + p):
+        return "none", None  # the bare base image has it
+    return "bundle", os.path.realpath(p)
+
+
 def build_wheel(wheel, versions, base, out, sde, python_tag, flavour, provided):
     name = wheel["name"]
     kind = wheel.get("kind", "python")
@@ -367,21 +388,12 @@ def build_wheel(wheel, versions, base, out, sde, python_tag, flavour, provided):
         resolved = ldd(origin[rel])
         rpaths = set()
         for n in needed:
-            if n.startswith("ld-linux"):
-                continue  # the dynamic loader itself
-            if n in provided:
-                # An nvidia-* wheel has it: find it there, as PyPI's torch does.
-                d = os.path.relpath(provided[n], os.path.dirname(rel) or ".")
-                rpaths.add("$ORIGIN/" + d)
+            how, where = place_needed(name, rel, n, resolved, provided, base, missing_ok)
+            if how == "rpath":
+                rpaths.add(where)
+            if how != "bundle":
                 continue
-            p = resolved.get(n)
-            if p is None:
-                if missing_ok and missing_ok.match(n):
-                    continue
-                fail("%s: %s needs %s, which is not installed" % (name, rel, n))
-            if os.path.exists(base + p):
-                continue  # the bare base image has it
-            real = os.path.realpath(p)
+            real = where
             target = real_to_rel.get(real)
             if target is None:
                 target = libs_dir + "/" + n
@@ -495,26 +507,19 @@ def build_lib_wheel(wheel, base, out, sde, flavour, provided):
         resolved = ldd(origin[rel])
         rpaths = set()
         for n in run("patchelf", "--print-needed", path).split():
-            if n.startswith("ld-linux"):
-                continue
             if n in libs:
                 rpaths.add("$ORIGIN")
                 continue
-            if n in provided:
-                rpaths.add("$ORIGIN/" + os.path.relpath(provided[n], os.path.dirname(rel)))
+            how, where = place_needed(name, rel, n, resolved, provided, base, missing_ok)
+            if how == "rpath":
+                rpaths.add(where)
+            if how != "bundle":
                 continue
-            p = resolved.get(n)
-            if p is None:
-                if missing_ok and missing_ok.match(n):
-                    continue
-                fail("%s: %s needs %s, which is not installed" % (name, rel, n))
-            if os.path.exists(base + p):
-                continue  # the bare base image has it
             target = lib_dir + "/" + n
             if target not in origin:
-                shutil.copyfile(os.path.realpath(p), os.path.join(stage, target))
+                shutil.copyfile(where, os.path.join(stage, target))
                 os.chmod(os.path.join(stage, target), 0o755)
-                origin[target] = os.path.realpath(p)
+                origin[target] = where
                 queue.append(target)
                 bundled.append(n)
             rpaths.add("$ORIGIN")
