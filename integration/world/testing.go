@@ -63,6 +63,8 @@ func ForTest(t testing.TB) *World {
 	if shared.err != nil {
 		t.Fatalf("the offline world is not up: %v", shared.err)
 	}
+	// Each test starts within the disk budget (see Trim).
+	trimForTest(shared.w, t.Logf)
 	return shared.w
 }
 

@@ -236,7 +236,7 @@ type indexSpec struct {
 }
 
 // indexScriptVersion changes whenever the wheelhouse graph changes.
-const indexScriptVersion = 6
+const indexScriptVersion = 7
 
 // Wheel is one file the index serves.
 type Wheel struct {
@@ -555,8 +555,11 @@ func wheelhouseGraph(ctx context.Context, w *World, spec indexSpec) (*llb.Defini
 		llb.AddEnv("SOURCE_DATE_EPOCH", sde),
 		llb.AddEnv("PYTHONDONTWRITEBYTECODE", "1"),
 	}
+	// /tmp is a tmpfs in every step: the checks' venvs (4 GB for the CUDA
+	// one) and the repack's staging would otherwise stay in BuildKit's
+	// cache as part of each step's result, which nothing reads.
 	run := func(st llb.State, name string, net bool, args []string, opts ...llb.RunOption) llb.ExecState {
-		o := append([]llb.RunOption{llb.Args(args), llb.WithCustomName(name)}, env...)
+		o := append([]llb.RunOption{llb.Args(args), llb.WithCustomName(name), llb.AddMount("/tmp", llb.Scratch(), llb.Tmpfs())}, env...)
 		if !net {
 			o = append(o, llb.Network(llb.NetModeNone))
 		}
