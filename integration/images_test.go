@@ -109,15 +109,7 @@ func TestFourImages(t *testing.T) {
 		if img.Digest == "" || img.CompressedBytes == 0 || img.Layers == 0 {
 			t.Errorf("%s: incomplete report %+v", img.Variant, img)
 		}
-		if len(img.Probes) < 5 {
-			t.Errorf("%s: only %d probes ran", img.Variant, len(img.Probes))
-		}
-		for _, p := range img.Probes {
-			t.Logf("  %-5v %s: %s", p.OK, p.Name, p.Detail)
-			if !p.OK {
-				t.Errorf("%s: probe %s failed: %s", img.Variant, p.Name, p.Detail)
-			}
-		}
+		checkImageProbes(t, img)
 		m := rep.Measures[img.Variant]
 		if m == nil {
 			t.Fatalf("%s: not measured", img.Variant)

@@ -145,12 +145,10 @@ func Graphs(ctx context.Context, in Inputs, o Options, names []string) ([]Image,
 	// The default index is the one the lock was made against (a mirror's
 	// URL for a lock made with `uv lock --index-url MIRROR`), unless the
 	// index-url option replaces it; PyPI is the installers' own default.
-	if env.IndexURL == "" {
-		if r := in.Lock.DefaultRegistry(); r != uvlock.DefaultIndex {
-			env.IndexURL = r
-		}
-	}
 	env.LockIndex = in.Lock.DefaultRegistry()
+	if env.IndexURL == "" && env.LockIndex != uvlock.DefaultIndex {
+		env.IndexURL = env.LockIndex
+	}
 	builder := ourllb.NewBuilder(pyBase.State, o.Toolchain, o.installer(), env)
 	runtimes := map[string]ourllb.Runtime{}
 
@@ -174,7 +172,7 @@ func graph(in Inputs, o Options, v Variant, b ourllb.Build, builder ourllb.Build
 	}
 	cudaBase := v.CUDABase && o.CUDABase != ""
 	t := Target{Platform: o.Platform, Python: o.Python, CUDAFromBase: cudaBase, CPUIndex: o.CPUIndexURL, CUDAIndex: o.CUDAIndexURL,
-		LockIndex: in.Lock.DefaultRegistry()}
+		LockIndex: builder.Env.LockIndex}
 	layers, res, err := envLayers(in.Project, in.Lock, v, t)
 	if err != nil {
 		return Image{}, err
