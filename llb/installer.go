@@ -9,62 +9,34 @@ import (
 	"github.com/moby/buildkit/client/llb"
 )
 
-// Requirement is one pinned package of a dependency layer.
+// Requirement is one pinned package of a package layer.
 type Requirement struct {
 	Name    string
 	Version string
 	// Index is the index to take it from; empty means the installer's
-	// default index.
+	// default index (Env.IndexURL).
 	Index string
 	// Hashes are "sha256:..." hashes of the files Index serves, if known.
 	Hashes []string
-	// OutsideLock marks a package the lock records from another source
-	// (a CPU torch where PyPI's is locked): uv leaves it out of the sync
-	// and installs it by version, with no dependencies, from Index.
-	OutsideLock bool
 }
 
 // Spec is "name==version".
 func (r Requirement) Spec() string { return r.Name + "==" + r.Version }
 
-// Selection is what `uv sync` installs: the project's extras and groups,
-// minus packages installed separately (from another index) or left out.
-type Selection struct {
-	Extras    []string
-	Groups    []string
-	NoInstall []string
-}
-
-// args renders the selection as uv sync flags, in a stable order.
-func (s Selection) args() []string {
-	var out []string
-	for _, e := range sorted(s.Extras) {
-		out = append(out, "--extra", e)
-	}
-	for _, g := range sorted(s.Groups) {
-		out = append(out, "--group", g)
-	}
-	for _, p := range sorted(s.NoInstall) {
-		out = append(out, "--no-install-package", p)
-	}
-	return out
-}
-
-// Layer is one stacked layer of the Python environment.
+// Layer is one package layer of the Python environment: a set of pins
+// installed together into an empty venv, with no dependencies, whose diff
+// against that empty venv is one layer of the image. Layers do not depend
+// on each other: they are installed side by side and merged.
 type Layer struct {
-	// Name labels the layer in progress output and cache ids ("deps",
-	// "ml-cpu", "dev").
+	// Name labels the layer in progress output, plans and reports ("torch",
+	// "small 3/8").
 	Name string
-	// Requirements are the packages this layer adds: what the pip
-	// installer installs, with --no-deps, from their index.
+	// Requirements are the pins it holds, installed with --no-deps (and
+	// --require-hashes when every pin of an index carries hashes).
 	Requirements []Requirement
-	// Sync is the uv selection of the whole environment up to and including
-	// this layer; uv installs what it adds with --inexact. Requirements
-	// marked OutsideLock are installed after it, by version, with no deps.
-	Sync Selection
-	// CacheKey separates installer caches that must not mix, such as torch
-	// flavours ("cpu", "cuda").
-	CacheKey string
+	// Toolchain installs it on the builder's toolchain (a pin has no wheel
+	// for the target and is built from its sdist).
+	Toolchain bool
 }
 
 // Env is where and as whom an installer works.
@@ -77,24 +49,21 @@ type Env struct {
 	VenvDir string
 	// User owns everything the installer writes.
 	User User
-	// DepFiles holds the dependency inputs at its root: pyproject.toml and
-	// the lock file. It is mounted read-only; nothing else of the project
-	// is visible while dependencies install, so code changes never
-	// invalidate them.
-	DepFiles llb.State
 	// IndexURL is the default index packages install from ("" keeps the
 	// installer's, PyPI): the index-url option, else the registry the lock
 	// was made against.
 	IndexURL string
 	// LockIndex is the registry the lock records for its packages; when
-	// IndexURL is another one (a mirror), uv cannot take the lock's URLs
-	// and installs the lock's pins by version and hash from IndexURL.
+	// IndexURL is another one, it is a mirror of it.
 	LockIndex string
+	// CompileBytecode writes .pyc files at install time (uv's
+	// --compile-bytecode; pip's default), into each package's own layer.
+	CompileBytecode bool
 }
 
 const depMount = "/run/deps"
 
-// Installer installs a Python environment in stacked layers. Both
+// Installer installs package layers into an empty venv. Both
 // implementations run as Env.User, write nothing outside the venv (a
 // tmpfs is mounted on /tmp and HOME points there; caches are cache mounts),
 // and pass SOURCE_DATE_EPOCH to the tools when Env.Epoch is set.
@@ -104,12 +73,13 @@ type Installer interface {
 	// Prepare makes the installer available in the builder stage, outside
 	// the app dir, so no runtime layer carries it.
 	Prepare(builder llb.State, env Env) llb.State
-	// Install adds one layer's packages to the venv.
+	// Install adds one layer's pins to the venv of st, by version (and
+	// hash), without their dependencies.
 	Install(st llb.State, layer Layer, env Env) llb.State
 	// InstallProject installs the project from the source tree at
 	// env.AppDir into the venv, without its dependencies, built by its PEP
-	// 517 backend. sync is the uv selection of the whole environment.
-	InstallProject(st llb.State, sync Selection, env Env) llb.State
+	// 517 backend.
+	InstallProject(st llb.State, env Env) llb.State
 }
 
 // CreateVenv makes the app dir and an empty venv in it, as the app user,
@@ -151,7 +121,9 @@ func mkfileOpts(b Build, opts ...llb.MkfileOption) []llb.MkfileOption {
 	return opts
 }
 
-// commonRun are the run options every install step has.
+// commonRun are the run options every install step has. The step's name
+// is metadata: it does not enter the vertex digest, so the same pins give
+// the same vertex whatever layer or variant names them.
 func commonRun(env Env, name string) []llb.RunOption {
 	return append(env.stepEnv(),
 		llb.User(env.User.IDs()),
@@ -209,4 +181,14 @@ func sorted(xs []string) []string {
 
 func layerName(kind, layer string) string {
 	return "[builder] " + kind + " " + strings.TrimSpace(layer)
+}
+
+// layerTitle names a layer and its size in progress output: "torch
+// (1 package)", "small 3/8 (5 packages)".
+func layerTitle(l Layer) string {
+	n := len(l.Requirements)
+	if n == 1 {
+		return fmt.Sprintf("%s (%s)", l.Name, l.Requirements[0].Spec())
+	}
+	return fmt.Sprintf("%s (%d packages)", l.Name, n)
 }

@@ -159,35 +159,72 @@ func TestAptInstallOp(t *testing.T) {
 	}
 }
 
-// Pip installs with --require-hashes only when every pin of a group has
-// hashes, and takes packages from another index in a group of their own.
-func TestPipRequireHashes(t *testing.T) {
+// Both installers install a layer's pins with --no-deps, with
+// --require-hashes only when every pin of a group has hashes, and take
+// packages from another index in a group of their own.
+func TestInstallRequireHashes(t *testing.T) {
 	env := Env{Build: Build{Platform: amd64}, Python: "python3", AppDir: "/app", VenvDir: "/app/.venv",
-		User: User{Name: "app", Group: "app", UID: 999, GID: 999, Home: "/app", Shell: "/sbin/nologin"}, DepFiles: llb.Scratch()}
-	layer := Layer{Name: "deps", CacheKey: "none", Requirements: []Requirement{
+		User: User{Name: "app", Group: "app", UID: 999, GID: 999, Home: "/app", Shell: "/sbin/nologin"}}
+	layer := Layer{Name: "mixed", Requirements: []Requirement{
 		{Name: "a", Version: "1.0", Hashes: []string{"sha256:aa"}},
 		{Name: "b", Version: "2.0", Hashes: []string{"sha256:bb", "sha256:cc"}},
-		{Name: "torch", Version: "2.6.0+cpu", Index: "https://download.pytorch.org/whl/cpu", OutsideLock: true},
+		{Name: "torch", Version: "2.6.0+cpu", Index: "https://download.pytorch.org/whl/cpu"},
 	}}
-	st := Pip{}.Install(llb.Image("python"), layer, env)
-	def, err := st.Marshal(context.Background())
-	if err != nil {
-		t.Fatal(err)
+	for _, inst := range []Installer{Pip{}, UV{Version: "0.9.17"}} {
+		t.Run(inst.Name(), func(t *testing.T) {
+			st := inst.Install(llb.Image("python"), layer, env)
+			def, err := st.Marshal(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var all string
+			for _, dt := range def.Def {
+				all += string(dt)
+			}
+			for _, want := range []string{
+				"a==1.0 --hash=sha256:aa", "b==2.0 --hash=sha256:bb --hash=sha256:cc", "torch==2.6.0+cpu",
+				"--no-deps", "--require-hashes -r /run/deps/reqs/requirements-0.txt",
+				"--index-url https://download.pytorch.org/whl/cpu -r /run/deps/reqs/requirements-1.txt",
+			} {
+				if !strings.Contains(all, want) {
+					t.Errorf("%s layer lacks %q", inst.Name(), want)
+				}
+			}
+			if strings.Count(all, "--require-hashes") != 1 {
+				t.Errorf("--require-hashes must apply to the hashed group only")
+			}
+			if inst.Name() == "uv" && !strings.Contains(all, "rm -f /app/.venv/.lock") {
+				t.Errorf("uv layer keeps uv's venv lock file")
+			}
+		})
 	}
-	var all string
-	for _, dt := range def.Def {
-		all += string(dt)
-	}
-	for _, want := range []string{
-		"a==1.0 --hash=sha256:aa", "b==2.0 --hash=sha256:bb --hash=sha256:cc", "torch==2.6.0+cpu",
-		"--require-hashes -r /run/deps/reqs/requirements-0.txt",
-		"--index-url https://download.pytorch.org/whl/cpu -r /run/deps/reqs/requirements-1.txt",
-	} {
-		if !strings.Contains(all, want) {
-			t.Errorf("pip layer lacks %q", want)
+}
+
+// A package layer's vertex depends on its pins and the builder only: the
+// same pins under two layer names are one vertex, and the diff is taken
+// against the empty venv.
+func TestPackageLayerDigest(t *testing.T) {
+	env := Env{Build: Build{Platform: amd64}, Python: "python3", AppDir: "/app", VenvDir: "/app/.venv",
+		User: User{Name: "app", Group: "app", UID: 999, GID: 999, Home: "/app", Shell: "/sbin/nologin"}}
+	b := NewBuilder(llb.Image("docker.io/library/python:3.13-slim"), []string{"gcc"}, UV{Version: "0.9.17"}, env)
+	pins := []Requirement{{Name: "numpy", Version: "2.2.4", Hashes: []string{"sha256:aa"}}}
+	digestOf := func(p Part) string {
+		def, err := p.State.Marshal(context.Background())
+		if err != nil {
+			t.Fatal(err)
 		}
+		return string(def.Def[len(def.Def)-1])
 	}
-	if strings.Count(all, "--require-hashes") != 1 {
-		t.Errorf("--require-hashes must apply to the hashed group only")
+	one := digestOf(b.Package(Layer{Name: "numpy", Requirements: pins}))
+	two := digestOf(b.Package(Layer{Name: "another name", Requirements: pins}))
+	if one != two {
+		t.Errorf("the same pins give two vertices")
+	}
+	if digestOf(b.Package(Layer{Name: "numpy", Requirements: pins, Toolchain: true})) == one {
+		t.Errorf("a layer on the toolchain has the vertex of one without it")
+	}
+	bumped := []Requirement{{Name: "numpy", Version: "2.2.5", Hashes: []string{"sha256:bb"}}}
+	if digestOf(b.Package(Layer{Name: "numpy", Requirements: bumped})) == one {
+		t.Errorf("another version gives the same vertex")
 	}
 }

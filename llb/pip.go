@@ -41,8 +41,18 @@ func (p Pip) Prepare(builder llb.State, env Env) llb.State {
 	return builder.Run(opts...).Root()
 }
 
-func (p Pip) cache(env Env, key string) llb.RunOption {
-	return cacheMount("/tmp/.pip-cache", env.CacheID("pip", key, env.PlatformKey()), env.User, env.Build)
+func (p Pip) cache(env Env) llb.RunOption {
+	return cacheMount("/tmp/.pip-cache", env.CacheID("pip", "pkgs", env.PlatformKey()), env.User, env.Build)
+}
+
+// install is pip's install command: --no-compile unless bytecode is asked
+// for.
+func (p Pip) install(env Env) string {
+	cmd := p.pip(env) + " install --no-deps --cache-dir /tmp/.pip-cache"
+	if !env.CompileBytecode {
+		cmd += " --no-compile"
+	}
+	return cmd
 }
 
 // Install implements Installer.
@@ -51,7 +61,7 @@ func (p Pip) Install(st llb.State, layer Layer, env Env) llb.State {
 		return st
 	}
 	files, cmds := requirementFiles(layer, env, func(index string, hashes bool, file string) string {
-		cmd := p.pip(env) + " install --no-deps --no-compile --cache-dir /tmp/.pip-cache"
+		cmd := p.install(env)
 		if hashes {
 			cmd += " --require-hashes"
 		}
@@ -60,10 +70,10 @@ func (p Pip) Install(st llb.State, layer Layer, env Env) llb.State {
 		}
 		return cmd + " -r " + file
 	})
-	opts := append(commonRun(env, layerName("pip install layer", layer.Name+fmt.Sprintf(" (%d packages)", len(layer.Requirements)))),
+	opts := append(commonRun(env, layerName("pip install", layerTitle(layer))),
 		shell(strings.Join(cmds, " && ")),
 		llb.AddMount(depMount+"/reqs", files, llb.Readonly),
-		p.cache(env, layer.CacheKey),
+		p.cache(env),
 	)
 	return st.Run(opts...).Root()
 }
@@ -105,15 +115,15 @@ func requirementFiles(layer Layer, env Env, cmd func(index string, hashes bool, 
 
 // InstallProject implements Installer: pip builds the project at AppDir
 // with its PEP 517 backend, fetched from the same index, in isolation.
-func (p Pip) InstallProject(st llb.State, _ Selection, env Env) llb.State {
-	cmd := p.pip(env) + " install --no-deps --no-compile --cache-dir /tmp/.pip-cache"
+func (p Pip) InstallProject(st llb.State, env Env) llb.State {
+	cmd := p.install(env)
 	if env.IndexURL != "" {
 		cmd += " --index-url " + shellQuote(env.IndexURL)
 	}
 	cmd += " " + shellQuote(env.AppDir)
 	opts := append(commonRun(env, "[builder] pip install the project"),
 		shell(cmd),
-		p.cache(env, "project"),
+		p.cache(env),
 	)
 	return st.Run(opts...).Root()
 }

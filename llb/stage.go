@@ -8,41 +8,82 @@ import (
 	"github.com/moby/buildkit/client/llb"
 )
 
-// Builder is the builder stage: the base image with a toolchain and an
-// installer, then the app dir with an empty venv owned by the app user.
-// Every environment layer grows from Venv.
+// Builder is the builder stage: the base image with the installer, then
+// the app dir with an empty venv owned by the app user. Every package layer
+// is installed into its own copy of that empty venv (Venv), and the layer
+// is what the install changed: so a layer depends on its pins, the base,
+// the venv path and the user, and on nothing another layer holds.
 type Builder struct {
 	Env       Env
 	Installer Installer
-	// Toolchain is the base with build tools and the installer: nothing of
-	// it reaches a runtime image.
-	Toolchain llb.State
-	// Venv is Toolchain plus the app dir and the empty venv.
-	Venv llb.State
+	// Base is the base image with the installer; Venv is Base plus the
+	// app dir and the empty venv.
+	Base, Venv llb.State
+	// Toolchain and ToolchainVenv are the same on top of the toolchain's
+	// apt packages: where layers that compile something are installed.
+	// Nothing of the toolchain reaches a runtime image.
+	Toolchain, ToolchainVenv llb.State
+	// HasToolchain is false when no toolchain packages were given: layers
+	// asking for it install on Venv.
+	HasToolchain bool
 }
 
 // NewBuilder makes the builder stage on base. toolchain lists the apt
-// packages needed to build sdists (none when empty).
+// packages needed to build sdists. LLB is lazy: the toolchain is only
+// installed when a layer that needs it is solved.
 func NewBuilder(base llb.State, toolchain []string, inst Installer, env Env) Builder {
-	tc := base
+	b := Builder{Env: env, Installer: inst}
+	b.Base = inst.Prepare(base, env)
+	b.Venv = CreateVenv(b.Base, env)
+	b.Toolchain, b.ToolchainVenv = b.Base, b.Venv
 	if len(toolchain) > 0 {
-		tc = AptInstall(base, toolchain, env.Build, "builder", "[builder] toolchain: apt-get install "+strings.Join(toolchain, " "))
+		b.HasToolchain = true
+		tc := AptInstall(base, toolchain, env.Build, "builder", "[builder] toolchain: apt-get install "+strings.Join(toolchain, " "))
+		b.Toolchain = inst.Prepare(tc, env)
+		b.ToolchainVenv = CreateVenv(b.Toolchain, env)
 	}
-	tc = inst.Prepare(tc, env)
-	return Builder{Env: env, Installer: inst, Toolchain: tc, Venv: CreateVenv(tc, env)}
+	return b
 }
 
-// Grow installs layers one on top of the other and returns the builder
-// state after each. Growing the same leading layers twice gives identical
-// vertices, so environments that start alike share those layers.
-func (b Builder) Grow(layers []Layer) []llb.State {
-	out := make([]llb.State, len(layers))
-	st := b.Venv
-	for i, l := range layers {
-		st = b.Installer.Install(st, l, b.Env)
-		out[i] = st
+// empty is the empty venv a layer installs into.
+func (b Builder) empty(toolchain bool) llb.State {
+	if toolchain {
+		return b.ToolchainVenv
 	}
-	return out
+	return b.Venv
+}
+
+// VenvPart is the app dir and the empty venv as a layer.
+func (b Builder) VenvPart() Part {
+	return Part{Name: "venv", State: llb.Diff(b.Base, b.Venv, llb.WithCustomName("[layer] venv"))}
+}
+
+// Package installs one package layer into the empty venv and returns what
+// that changed, as a layer. Two variants (or two builds) with the same
+// pins get the same vertices, so the layer is built once and is one blob
+// in every image that has it.
+func (b Builder) Package(l Layer) Part {
+	lower := b.empty(l.Toolchain)
+	upper := b.Installer.Install(lower, l, b.Env)
+	return Part{Name: "pkg " + l.Name, State: llb.Diff(lower, upper, llb.WithCustomNamef("[layer] %s", layerTitle(l)))}
+}
+
+// Stacked installs every layer one after the other into one venv, then
+// the project when p is not nil: the builder's full app dir as one state,
+// for images assembled without diff and merge (Plain).
+func (b Builder) Stacked(layers []Layer, p *Project) llb.State {
+	tc := p != nil && p.Toolchain
+	for _, l := range layers {
+		tc = tc || l.Toolchain
+	}
+	st := b.empty(tc)
+	for _, l := range layers {
+		st = b.Installer.Install(st, l, b.Env)
+	}
+	if p != nil {
+		st = b.WithProject(st, *p)
+	}
+	return st
 }
 
 // Project is the application's own files and how to install them.
@@ -54,8 +95,17 @@ type Project struct {
 	Paths []string
 	// Install builds and installs the project into the venv after copying.
 	Install bool
-	// Sync is the uv selection of the environment the project joins.
-	Sync Selection
+	// Toolchain builds it on the builder's toolchain.
+	Toolchain bool
+}
+
+// ProjectPart copies the project and installs it into the empty venv, and
+// returns what that changed as a layer: the project's files and its own
+// installed package, never its dependencies, so that a code change
+// rebuilds this layer alone.
+func (b Builder) ProjectPart(p Project) Part {
+	lower := b.empty(p.Toolchain)
+	return Part{Name: "project", State: llb.Diff(lower, b.WithProject(lower, p), llb.WithCustomName("[layer] project"))}
 }
 
 // WithProject copies the project's files into the app dir of st, as the
@@ -80,7 +130,7 @@ func (b Builder) WithProject(st llb.State, p Project) llb.State {
 		st = st.File(fa, llb.WithCustomNamef("[builder] copy %s to %s", strings.Join(p.Paths, ", "), b.Env.AppDir))
 	}
 	if p.Install {
-		st = b.Installer.InstallProject(st, p.Sync, b.Env)
+		st = b.Installer.InstallProject(st, b.Env)
 	}
 	return st
 }
@@ -115,36 +165,31 @@ type Part struct {
 	State llb.State
 }
 
-// Merged assembles a runtime image as BuildKit merge of the runtime base and
-// diffs: the runtime's user and package layers, then each builder step's
-// changes from lower to upper (chain[i-1] -> chain[i]). Each diff is a layer
-// of its own in the exported image; the same diff in two images is the same
-// blob. The builder's chain must start from a state whose filesystem is the
-// runtime base's (the same base image), or the diffs would not apply.
-func Merged(rt Runtime, chain []Part) ([]Part, llb.State) {
+// Merged assembles a runtime image as a BuildKit merge of the runtime base
+// and layers: the runtime's user and package layers (diffs of the runtime
+// stage), then parts, which are diffs of the builder (VenvPart, Package,
+// ProjectPart). Each is a layer of its own in the exported image; the same
+// diff in two images is the same blob. The builder's base must be the
+// runtime base (the same image), or the diffs would not apply.
+func Merged(rt Runtime, parts []Part) ([]Part, llb.State) {
 	diff := func(name string, lower, upper llb.State) Part {
 		return Part{Name: name, State: llb.Diff(lower, upper, llb.WithCustomNamef("[layer] %s", name))}
 	}
-	parts := []Part{diff("user", rt.Base, rt.WithUser), diff("runtime packages", rt.WithUser, rt.WithPackages)}
-	for i := 1; i < len(chain); i++ {
-		parts = append(parts, diff(chain[i].Name, chain[i-1].State, chain[i].State))
-	}
+	all := append([]Part{diff("user", rt.Base, rt.WithUser), diff("runtime packages", rt.WithUser, rt.WithPackages)}, parts...)
 	states := []llb.State{rt.Base}
-	var names []string
-	for _, p := range parts {
+	for _, p := range all {
 		states = append(states, p.State)
-		names = append(names, p.Name)
 	}
-	return parts, llb.Merge(states, llb.WithCustomNamef("[runtime] merge base + %s", strings.Join(names, " + ")))
+	return all, llb.Merge(states, llb.WithCustomNamef("[runtime] merge base + %d layers", len(all)))
 }
 
 // Copied assembles a runtime image the plain way, for a variant that cannot
 // share layers (its runtime base is not the builder's): the runtime's own
-// layers, then the builder's app dir with its environment (from envState)
-// copied in one layer, given to the app user by the copy itself, then, when
-// project differs from envState, what the project step changed as a diff
-// layer of its own, so that a code change never re-copies the environment.
-func Copied(rt Runtime, envState, project llb.State, hasProject bool, env Env) ([]Part, llb.State) {
+// layers, then the builder's app dir with its environment (envState: the
+// empty venv merged with the package layers) copied in one layer, given to
+// the app user by the copy itself, then the project layer, when there is
+// one, so that a code change never re-copies the environment.
+func Copied(rt Runtime, envState llb.State, project *Part, env Env) ([]Part, llb.State) {
 	opts := append([]llb.CopyOption{&llb.CopyInfo{
 		CopyDirContentsOnly: true,
 		CreateDestPath:      true,
@@ -153,12 +198,11 @@ func Copied(rt Runtime, envState, project llb.State, hasProject bool, env Env) (
 	st := rt.WithPackages.File(llb.Copy(envState, env.AppDir, env.AppDir, opts...),
 		llb.WithCustomNamef("[runtime] copy %s from the builder, owned by %s", env.AppDir, env.User.Name))
 	parts := []Part{{Name: "user", State: rt.WithUser}, {Name: "runtime packages", State: rt.WithPackages}, {Name: "app env (copied)", State: st}}
-	if !hasProject {
+	if project == nil {
 		return parts, st
 	}
-	diff := llb.Diff(envState, project, llb.WithCustomName("[layer] project"))
-	parts = append(parts, Part{Name: "project", State: diff})
-	return parts, llb.Merge([]llb.State{st, diff}, llb.WithCustomName("[runtime] merge the copied env + project"))
+	parts = append(parts, *project)
+	return parts, llb.Merge([]llb.State{st, project.State}, llb.WithCustomName("[runtime] merge the copied env + project"))
 }
 
 // Plain assembles a runtime image with neither llb.Diff nor llb.Merge, for

@@ -21,10 +21,9 @@ func ValidateUVVersion(v string) error {
 	return nil
 }
 
-// UV installs with uv: `uv sync --frozen` from the lock, never resolving.
-// The uv binary is copied from the official uv image (Image:Version) into
-// the builder only; the project is read from the read-only dependency mount
-// and the environment is Env.VenvDir (UV_PROJECT_ENVIRONMENT).
+// UV installs with uv: `uv pip install --no-deps` of the lock's pins, by
+// version and hash, never resolving. The uv binary is copied from the
+// official uv image (Image:Version) into the builder only.
 type UV struct {
 	// Image is the image holding /uv; DefaultUVImage when empty.
 	Image string
@@ -58,96 +57,72 @@ func (u UV) Prepare(builder llb.State, env Env) llb.State {
 	return st.Run(append(env.stepEnv(), shell(check), llb.WithCustomNamef("[builder] installer: check uv --version is %s", u.Version))...).Root()
 }
 
-func (u UV) run(env Env, name, cacheKey, cmd string) []llb.RunOption {
+func (u UV) run(env Env, name, cmd string) []llb.RunOption {
 	return append(commonRun(env, name),
 		shell(cmd),
-		llb.AddEnv("UV_PROJECT_ENVIRONMENT", env.VenvDir),
 		llb.AddEnv("UV_CACHE_DIR", "/tmp/.uv-cache"),
 		llb.AddEnv("UV_LINK_MODE", "copy"),
 		llb.AddEnv("UV_PYTHON_DOWNLOADS", "never"),
-		cacheMount("/tmp/.uv-cache", env.CacheID("uv", cacheKey, env.PlatformKey()), env.User, env.Build),
+		cacheMount("/tmp/.uv-cache", env.CacheID("uv", "pkgs", env.PlatformKey()), env.User, env.Build),
 	)
 }
 
-func syncCmd(sel Selection, project string, extra ...string) string {
-	args := append([]string{"uv", "sync", "--frozen", "--inexact", "--no-default-groups", "--project", project}, extra...)
-	return shellJoin(append(args, sel.args()...))
+func (u UV) pipInstall(env Env) []string {
+	args := []string{"uv", "pip", "install", "--python", env.VenvDir + "/bin/python", "--no-deps"}
+	if env.CompileBytecode {
+		args = append(args, "--compile-bytecode")
+	}
+	return args
 }
 
-// mirror reports whether packages must come from another index than the
-// one the lock records (the index-url option names a mirror): uv sync
-// --frozen cannot do that, since it fetches the lock's own URLs whatever
-// --index-url, --default-index or UV_INDEX_URL say (measured with uv
-// 0.9.17), so the layer's pins are installed by version and hash from the
-// mirror instead, exactly as the pip installer does.
-func (u UV) mirror(env Env) bool {
-	trim := func(s string) string { return strings.TrimSuffix(s, "/") }
-	return env.IndexURL != "" && env.LockIndex != "" && trim(env.IndexURL) != trim(env.LockIndex)
-}
+// venvLock is the lock file uv takes in the venv while it installs: it is
+// removed in the same step, so no package layer carries it.
+func venvLock(env Env) string { return "rm -f " + shellQuote(env.VenvDir+"/.lock") }
 
-// Install implements Installer: uv sync of the layer's selection, then the
-// requirements that come from another index than the lock's (a CPU torch),
-// installed by exact version with no dependencies. With a mirror, the
-// layer's pins instead, by version and hash, from the mirror.
+// Install implements Installer: `uv pip install --no-deps` of the layer's
+// pins from requirements files, one per index, with --require-hashes when
+// the lock records every pin's hashes. This installs exactly what
+// `uv sync --frozen` would for these pins (the same versions, checked
+// against the same hashes), from the index the lock names or its mirror:
+// `uv sync --frozen` itself fetches the lock's URLs whatever --index-url,
+// --default-index or UV_INDEX_URL say (measured with uv 0.9.17), and
+// cannot install a subset of the environment into an empty venv.
 func (u UV) Install(st llb.State, layer Layer, env Env) llb.State {
-	if u.mirror(env) {
-		if len(layer.Requirements) == 0 {
-			return st
-		}
-		files, cmds := requirementFiles(layer, env, func(index string, hashes bool, file string) string {
-			args := []string{"uv", "pip", "install", "--python", env.VenvDir + "/bin/python", "--no-deps"}
-			if hashes {
-				args = append(args, "--require-hashes")
-			}
-			return shellJoin(append(args, "--index-url", index, "-r", file))
-		})
-		opts := append(u.run(env, layerName("uv pip install layer", layer.Name+fmt.Sprintf(" (%d packages, from %s)", len(layer.Requirements), env.IndexURL)), layer.CacheKey, strings.Join(cmds, " && ")),
-			llb.AddMount(depMount+"/reqs", files, llb.Readonly))
-		return st.Run(opts...).Root()
+	if len(layer.Requirements) == 0 {
+		return st
 	}
-	cmds := []string{syncCmd(layer.Sync, depMount, "--no-install-project")}
-	var outside []Requirement
-	for _, r := range layer.Requirements {
-		if r.OutsideLock {
-			outside = append(outside, r)
+	files, cmds := requirementFiles(layer, env, func(index string, hashes bool, file string) string {
+		args := u.pipInstall(env)
+		if hashes {
+			args = append(args, "--require-hashes")
 		}
-	}
-	keys, groups := byIndex(outside)
-	for _, ix := range keys {
-		var specs []string
-		for _, r := range groups[ix] {
-			specs = append(specs, r.Spec())
+		if index != "" {
+			args = append(args, "--index-url", index)
 		}
-		if ix == "" {
-			ix = env.IndexURL
-		}
-		args := []string{"uv", "pip", "install", "--python", env.VenvDir + "/bin/python", "--no-deps"}
-		if ix != "" {
-			args = append(args, "--index-url", ix)
-		}
-		cmds = append(cmds, shellJoin(append(args, specs...)))
-	}
-	opts := append(u.run(env, layerName("uv sync layer", layer.Name), layer.CacheKey, strings.Join(cmds, " && ")),
-		llb.AddMount(depMount, env.DepFiles, llb.Readonly))
+		return shellJoin(append(args, "-r", file))
+	})
+	cmds = append(cmds, venvLock(env))
+	opts := append(u.run(env, layerName("uv pip install", layerTitle(layer)), strings.Join(cmds, " && ")),
+		llb.AddMount(depMount+"/reqs", files, llb.Readonly))
 	return st.Run(opts...).Root()
 }
 
 // InstallProject implements Installer: uv builds the project at AppDir
 // with its PEP 517 backend (from the default index, as every package
 // outside the lock) and installs it, not editable, without its
-// dependencies: the layers below installed exactly the lock's set, and
+// dependencies: the package layers hold exactly the lock's set, and
 // `uv sync --no-editable` would need the lock file in the image's app dir.
 // For a package installed from a path uv writes uv_cache.json into its
 // dist-info, a cache hint holding the source's change time (ctime, which
 // nothing can set), so two builds of one commit would differ in it; it is
 // removed, with its RECORD line, as pip never writes it.
-func (u UV) InstallProject(st llb.State, _ Selection, env Env) llb.State {
-	args := []string{"uv", "pip", "install", "--python", env.VenvDir + "/bin/python", "--no-deps"}
+func (u UV) InstallProject(st llb.State, env Env) llb.State {
+	args := u.pipInstall(env)
 	if env.IndexURL != "" {
 		args = append(args, "--index-url", env.IndexURL)
 	}
 	install := shellJoin(append(args, env.AppDir))
 	site := shellQuote(env.VenvDir) + "/lib/python*/site-packages"
 	clean := `for f in ` + site + `/*.dist-info/uv_cache.json; do [ -e "$f" ] || continue; rm "$f"; sed -i '/\.dist-info\/uv_cache\.json,/d' "$(dirname "$f")/RECORD"; done`
-	return st.Run(u.run(env, "[builder] uv install the project", "project", install+" && "+clean)...).Root()
+	return st.Run(u.run(env, "[builder] uv install the project", install+" && "+clean+" && "+venvLock(env))...).Root()
 }

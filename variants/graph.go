@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path"
-	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -27,8 +25,6 @@ type Inputs struct {
 	Lock    *uvlock.Lock
 	// Context is the build context with .dockerignore applied.
 	Context llb.State
-	// DepFiles holds pyproject.toml and uv.lock only, at its root.
-	DepFiles llb.State
 	// Exists reports whether a context path exists; variants' copied paths
 	// are checked with it.
 	Exists func(rel string) (bool, error)
@@ -61,8 +57,10 @@ type Image struct {
 	Shared bool
 	// Parts are the layers on top of the base, in order.
 	Parts []ourllb.Part
-	// Layers are the environment layers installed for it.
-	Layers []ourllb.Layer
+	// Packages are its package layers, as assigned (AssignLayers), and
+	// Layers the same as the installer installs them.
+	Packages []PackageLayer
+	Layers   []ourllb.Layer
 	// Pins are its resolved packages.
 	Pins *uvlock.Resolution
 }
@@ -141,7 +139,6 @@ func Graphs(ctx context.Context, in Inputs, o Options, names []string) ([]Image,
 	}
 	env := o.env()
 	env.Build = b
-	env.DepFiles = in.DepFiles
 	// The default index is the one the lock was made against (a mirror's
 	// URL for a lock made with `uv lock --index-url MIRROR`), unless the
 	// index-url option replaces it; PyPI is the installers' own default.
@@ -173,7 +170,7 @@ func graph(in Inputs, o Options, v Variant, b ourllb.Build, builder ourllb.Build
 	cudaBase := v.CUDABase && o.CUDABase != ""
 	t := Target{Platform: o.Platform, Python: o.Python, CUDAFromBase: cudaBase, CPUIndex: o.CPUIndexURL, CUDAIndex: o.CUDAIndexURL,
 		LockIndex: builder.Env.LockIndex}
-	layers, res, err := envLayers(in.Project, in.Lock, v, t)
+	res, err := v.Pins(in.Project, in.Lock, t)
 	if err != nil {
 		return Image{}, err
 	}
@@ -191,32 +188,75 @@ func graph(in Inputs, o Options, v Variant, b ourllb.Build, builder ourllb.Build
 		runtimes[rtBase.Ref] = rt
 	}
 
-	chain := []ourllb.Part{{Name: "toolchain", State: builder.Toolchain}, {Name: "venv", State: builder.Venv}}
-	for i, st := range builder.Grow(layers) {
-		chain = append(chain, ourllb.Part{Name: "env " + layers[i].Name, State: st})
-	}
-	last := chain[len(chain)-1].State
-	envLast := last
 	hasProject := len(v.Copy) > 0 || v.InstallProject
+	// The layers besides the package layers: the base's, the user, the
+	// runtime packages, the venv and the project.
+	fixed := len(rtBase.Config.RootFS.DiffIDs) + 2
+	if len(o.RuntimePackages) > 0 {
+		fixed++
+	}
 	if hasProject {
-		full := layers[len(layers)-1].Sync
-		proj := builder.WithProject(last, ourllb.Project{Context: in.Context, Paths: v.Copy, Install: v.InstallProject, Sync: full})
-		chain = append(chain, ourllb.Part{Name: "project", State: proj})
-		last = proj
+		fixed++
+	}
+	env := pythonEnv(o)
+	pkgs, err := AssignLayers(v.Name, res, env.python, env.machine, LayerRule{Threshold: o.LayerThreshold, Buckets: o.LayerBuckets, Budget: o.LayerBudget}, fixed)
+	if err != nil {
+		return Image{}, err
+	}
+	var layers []ourllb.Layer
+	for _, pl := range pkgs {
+		tc := o.ToolchainMode == "always" || (o.ToolchainMode == "auto" && len(pl.Build) > 0)
+		layers = append(layers, llbLayer(pl, t, tc))
+	}
+	var proj *ourllb.Project
+	if hasProject {
+		proj = &ourllb.Project{Context: in.Context, Paths: v.Copy, Install: v.InstallProject, Toolchain: o.ToolchainMode == "always"}
 	}
 
-	img := Image{Variant: v, Name: name, Platform: b.Platform, Base: rtBase.Ref, BaseConfig: rtBase.Config, Layers: layers, Pins: res}
+	img := Image{Variant: v, Name: name, Platform: b.Platform, Base: rtBase.Ref, BaseConfig: rtBase.Config, Packages: pkgs, Layers: layers, Pins: res}
 	switch {
 	case o.Plain:
-		img.Parts, img.State = ourllb.Plain(rt, last, builder.Env)
+		img.Parts, img.State = ourllb.Plain(rt, builder.Stacked(layers, proj), builder.Env)
 	case rtBase.Ref == builderRef:
 		img.Shared = true
-		img.Parts, img.State = ourllb.Merged(rt, chain)
+		parts := []ourllb.Part{builder.VenvPart()}
+		for _, l := range layers {
+			parts = append(parts, builder.Package(l))
+		}
+		if proj != nil {
+			parts = append(parts, builder.ProjectPart(*proj))
+		}
+		img.Parts, img.State = ourllb.Merged(rt, parts)
 	default:
-		img.Parts, img.State = ourllb.Copied(rt, envLast, last, hasProject, builder.Env)
+		// Another runtime base: the environment is assembled in the builder
+		// and copied.
+		envStates := []llb.State{builder.Venv}
+		for _, l := range layers {
+			envStates = append(envStates, builder.Package(l).State)
+		}
+		envState := builder.Venv
+		if len(envStates) > 1 {
+			envState = llb.Merge(envStates, llb.WithCustomNamef("[builder] merge the venv + %d package layers", len(layers)))
+		}
+		var pp *ourllb.Part
+		if proj != nil {
+			p := builder.ProjectPart(*proj)
+			pp = &p
+		}
+		img.Parts, img.State = ourllb.Copied(rt, envState, pp, builder.Env)
 	}
 	img.Config = ourllb.MergeConfig(rtBase.Config, imageConfig(in, o, v, name, rtBase.Ref), b.Platform, o.SourceDateEpoch)
 	return img, nil
+}
+
+type pyEnv struct{ python, machine string }
+
+// pythonEnv is the target's CPython version and platform_machine, as the
+// lock's wheel tags are matched against them.
+func pythonEnv(o Options) pyEnv {
+	plat, _ := pep508.ParsePlatform(o.Platform) // checked by Validate
+	env, _ := pep508.EnvironmentFor(plat, o.Python)
+	return pyEnv{python: env.PythonVersion, machine: env.PlatformMachine}
 }
 
 func imageConfig(in Inputs, o Options, v Variant, name, baseRef string) ourllb.ImageConfig {
@@ -263,124 +303,3 @@ func imageTitle(ref string) string {
 	return path.Base(name)
 }
 
-// envLayers splits a variant's pinned set into stacked layers: the
-// runtime dependencies (no extras, no groups), then what its extras add in
-// its torch flavour, then what its groups add. Each layer's content depends
-// only on the lock and on that prefix of the selection, so variants whose
-// selections start alike get identical layers. When a later set changes the
-// version of a package of an earlier one, stacking is impossible and the
-// variant gets one layer with everything.
-func envLayers(proj *pyproject.Project, lock *uvlock.Lock, v Variant, t Target) ([]ourllb.Layer, *uvlock.Resolution, error) {
-	full, err := v.Pins(proj, lock, t)
-	if err != nil {
-		return nil, nil, err
-	}
-	type step struct {
-		name string
-		v    Variant
-	}
-	var steps []step
-	deps := Variant{Name: v.Name, Torch: uvlock.FlavourNone}
-	steps = append(steps, step{"deps", deps})
-	if len(v.Extras) > 0 {
-		x := Variant{Name: v.Name, Extras: v.Extras, Torch: v.Torch}
-		steps = append(steps, step{strings.Join(v.Extras, "+") + "-" + string(v.Torch), x})
-	}
-	if len(v.Groups) > 0 {
-		steps = append(steps, step{strings.Join(v.Groups, "+"), v})
-	}
-	var sets []*uvlock.Resolution
-	for i, s := range steps {
-		if i == len(steps)-1 {
-			sets = append(sets, full)
-			continue
-		}
-		r, err := s.v.Pins(proj, lock, t)
-		if err != nil {
-			// The project's runtime dependencies themselves need torch:
-			// there is no torch-free first layer.
-			if i == 0 && v.Torch != uvlock.FlavourNone {
-				deps.Torch = v.Torch
-				if r, err = deps.Pins(proj, lock, t); err == nil {
-					sets = append(sets, r)
-					continue
-				}
-			}
-			return nil, nil, err
-		}
-		sets = append(sets, r)
-	}
-
-	var layers []ourllb.Layer
-	var prev map[string]uvlock.Pin
-	for i, s := range steps {
-		cur := map[string]uvlock.Pin{}
-		for _, p := range sets[i].Pins {
-			cur[p.Name] = p
-		}
-		var added []uvlock.Pin
-		for _, p := range sets[i].Pins {
-			if q, ok := prev[p.Name]; ok {
-				if q.Version != p.Version || q.Index != p.Index {
-					// Not a superset: no stacking for this variant.
-					return []ourllb.Layer{layerOf("all", v, full, full.Pins, t)}, full, nil
-				}
-				continue
-			}
-			added = append(added, p)
-		}
-		for n := range prev {
-			if _, ok := cur[n]; !ok {
-				return []ourllb.Layer{layerOf("all", v, full, full.Pins, t)}, full, nil
-			}
-		}
-		if len(added) > 0 || i == 0 {
-			layers = append(layers, layerOf(s.name, s.v, sets[i], added, t))
-		}
-		prev = cur
-	}
-	return layers, full, nil
-}
-
-// layerOf describes one layer: pins for pip, the cumulative uv selection
-// for uv, and a cache key that separates torch flavours and CUDA modes.
-func layerOf(name string, sel Variant, res *uvlock.Resolution, added []uvlock.Pin, t Target) ourllb.Layer {
-	l := ourllb.Layer{Name: name, CacheKey: string(res.Flavour.Flavour)}
-	if t.CUDAFromBase && res.Flavour.Flavour == uvlock.FlavourCUDA {
-		l.CacheKey += "-cudabase"
-	}
-	extras := slices.Clone(sel.Extras)
-	if res.Flavour.Extra != "" {
-		extras = append(extras, res.Flavour.Extra)
-	}
-	l.Sync = ourllb.Selection{Extras: extras, Groups: slices.Clone(sel.Groups)}
-	// uv must not install what the flavour left out, nor what comes from
-	// another index than the lock's (it is installed by version after).
-	skip := map[string]bool{}
-	for _, p := range res.Dropped {
-		skip[p.Name] = true
-	}
-	for _, p := range added {
-		r := ourllb.Requirement{Name: p.Name, Version: p.Version, Hashes: p.Hashes}
-		// A package of the lock's default index takes the installer's
-		// default index (the index-url option, a mirror, replaces it);
-		// one from another index (a CPU torch) names it.
-		if p.Index != "" && p.Index != uvlock.DefaultIndex && p.Index != t.LockIndex {
-			r.Index = p.Index
-		}
-		if p.Index != p.Source.Registry {
-			r.OutsideLock = true
-		}
-		l.Requirements = append(l.Requirements, r)
-	}
-	for _, p := range res.Pins {
-		if p.Index != p.Source.Registry {
-			skip[p.Name] = true
-		}
-	}
-	for n := range skip {
-		l.Sync.NoInstall = append(l.Sync.NoInstall, n)
-	}
-	sort.Strings(l.Sync.NoInstall)
-	return l
-}

@@ -5,10 +5,12 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 
 	"github.com/ktrdr/ktrdr-images/internal/build"
+	"github.com/ktrdr/ktrdr-images/python/uvlock"
 	"github.com/ktrdr/ktrdr-images/variants"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
@@ -148,41 +150,77 @@ func buildAll(t *testing.T, names []string, kv ...string) built {
 
 var installers = []string{"uv", "pip"}
 
+// layerDigests maps each package layer of an image (by its pins) to the
+// digest of its diff vertex, and checks that each is an input of the
+// image's merge.
+func layerDigests(t *testing.T, b built, name string) map[string]digest.Digest {
+	t.Helper()
+	plans, err := build.Plans(context.Background(), []variants.Image{b.images[name]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := b.graphs[name]
+	inputs := map[digest.Digest]bool{}
+	for _, in := range g.ops[g.root].Inputs {
+		inputs[digest.Digest(in.Digest)] = true
+	}
+	out := map[string]digest.Digest{}
+	for _, l := range plans[0].Env {
+		if !inputs[l.Digest] {
+			t.Errorf("%s: package layer %s (%s) is not an input of the image's merge", name, l.Name, l.Digest)
+		}
+		out[strings.Join(l.Packages, " ")] = l.Digest
+	}
+	return out
+}
+
+// The same pins are the same layer vertex in every variant that has them
+// (so one blob), and different pins are different vertices.
 func TestSharedLayersByDigest(t *testing.T) {
 	for _, inst := range installers {
 		t.Run(inst, func(t *testing.T) {
 			b := buildAll(t, nil, "installer", inst)
-			prod, cpu, dev, gpu := b.graphs["backend-prod"], b.graphs["worker-cpu"], b.graphs["backend-dev"], b.graphs["worker-gpu"]
-			deps := prod.one("[layer] env deps")
-			for name, g := range map[string]graph{"worker-cpu": cpu, "backend-dev": dev, "worker-gpu": gpu} {
-				if !g.has(deps) {
-					t.Errorf("%s does not contain backend-prod's dependency layer %s", name, deps)
-				}
-			}
-			ml := cpu.one("[layer] env ml-cpu")
-			if !dev.has(ml) {
-				t.Errorf("backend-dev does not contain worker-cpu's ml layer %s", ml)
-			}
-			if gpu.has(ml) || len(gpu.find("[layer] env ml-cuda")) != 1 {
-				t.Errorf("worker-gpu must have its own CUDA ml layer, not the CPU one")
-			}
-			// The layers are inputs of each runtime merge, not just
-			// somewhere in the graph.
-			for name, g := range b.graphs {
-				merge := g.ops[g.root].GetMerge()
-				if merge == nil {
-					t.Fatalf("%s: the image is not a merge", name)
-				}
-				var inputs []digest.Digest
-				for _, in := range g.ops[g.root].Inputs {
-					inputs = append(inputs, digest.Digest(in.Digest))
-				}
-				if !slices.Contains(inputs, deps) {
-					t.Errorf("%s: the dependency layer is not merged into the image", name)
-				}
+			layers := map[string]map[string]digest.Digest{}
+			for name := range b.graphs {
+				layers[name] = layerDigests(t, b, name)
 				if !b.images[name].Shared {
 					t.Errorf("%s: expected shared layers", name)
 				}
+			}
+			// Every pin set two variants share has one digest, and no two
+			// pin sets share a digest.
+			byDigest := map[digest.Digest]string{}
+			for name, ls := range layers {
+				for pins, d := range ls {
+					if other, ok := byDigest[d]; ok && other != pins {
+						t.Errorf("%s: layers %q and %q have one vertex", name, pins, other)
+					}
+					byDigest[d] = pins
+					for other, ols := range layers {
+						if od, ok := ols[pins]; ok && od != d {
+							t.Errorf("layer %q: %s in %s, %s in %s", pins, d, name, od, other)
+						}
+					}
+				}
+			}
+			for _, pkg := range []string{"numpy==2.2.4", "scipy==1.15.3", "scikit-learn==1.4.2", "pandas==2.2.3"} {
+				for _, name := range []string{"worker-cpu", "worker-gpu", "backend-dev"} {
+					if _, ok := layers[name][pkg]; !ok {
+						t.Errorf("%s has no layer of %s alone", name, pkg)
+					}
+				}
+			}
+			for _, pkg := range []string{"pandas==2.2.3", "numpy==2.2.4", "sqlalchemy==2.0.40"} {
+				if _, ok := layers["backend-prod"][pkg]; !ok {
+					t.Errorf("backend-prod has no layer of %s alone", pkg)
+				}
+			}
+			cpuTorch := "torch==2.6.0+cpu (https://download.pytorch.org/whl/cpu)"
+			if _, ok := layers["worker-cpu"][cpuTorch]; !ok {
+				t.Errorf("worker-cpu has no CPU torch layer: %v", layers["worker-cpu"])
+			}
+			if _, ok := layers["worker-gpu"]["torch==2.6.0"]; !ok {
+				t.Errorf("worker-gpu has no CUDA torch layer")
 			}
 		})
 	}
@@ -218,20 +256,12 @@ func TestCPUVariantsNeverInstallCUDA(t *testing.T) {
 				}
 				torchFromCPU := false
 				for _, e := range g.execs() {
-					c := cmdline(e)
-					if inst == "uv" && strings.Contains(c, "uv sync") && strings.Contains(c, "--extra ml") {
-						for _, n := range []string{"torch", "nvidia-cublas-cu12", "nvidia-cudnn-cu12", "nvidia-nccl-cu12"} {
-							if !strings.Contains(c, "--no-install-package "+n) {
-								t.Errorf("%s: uv sync with the ml extra does not leave out %s: %s", name, n, c)
-							}
-						}
-					}
-					if strings.Contains(c, "https://download.pytorch.org/whl/cpu") {
+					if strings.Contains(cmdline(e), "https://download.pytorch.org/whl/cpu") {
 						torchFromCPU = true
 					}
 				}
-				if inst == "pip" && !strings.Contains(files, "torch==2.6.0+cpu") {
-					t.Errorf("%s: pip does not pin the CPU torch:\n%s", name, files)
+				if !strings.Contains(files, "torch==2.6.0+cpu") {
+					t.Errorf("%s: %s does not pin the CPU torch:\n%s", name, inst, files)
 				}
 				if !torchFromCPU {
 					t.Errorf("%s: torch is not installed from the CPU index", name)
@@ -273,11 +303,7 @@ func TestGPUModes(t *testing.T) {
 			}
 			fromCUDAIndex := false
 			for _, e := range g.execs() {
-				c := cmdline(e)
-				if inst == "uv" && strings.Contains(c, "uv sync") && strings.Contains(c, "--extra ml") && !strings.Contains(c, "--no-install-package nvidia-cublas-cu12") {
-					t.Errorf("uv sync installs the nvidia wheels: %s", c)
-				}
-				if strings.Contains(c, "http://127.0.0.1:8080/whl/cu126") {
+				if strings.Contains(cmdline(e), "http://127.0.0.1:8080/whl/cu126") {
 					fromCUDAIndex = true
 				}
 			}
@@ -349,7 +375,7 @@ func TestUserBeforeFilesAndOwnership(t *testing.T) {
 func TestNothingBuildTimeInRuntimeLayers(t *testing.T) {
 	for _, inst := range installers {
 		t.Run(inst, func(t *testing.T) {
-			b := buildAll(t, nil, "installer", inst)
+			b := buildAll(t, nil, "installer", inst, "toolchain-mode", "always")
 			for name, g := range b.graphs {
 				for d, e := range g.execs() {
 					n := g.names[d]
@@ -402,32 +428,114 @@ func TestNothingBuildTimeInRuntimeLayers(t *testing.T) {
 	}
 }
 
-func TestCacheIDsPerFlavour(t *testing.T) {
+// Every install step shares one cache per installer and platform: the
+// cache's content never enters a layer, and a per-layer id would only make
+// the same wheel be fetched again.
+func TestOneCachePerInstaller(t *testing.T) {
 	for _, inst := range installers {
 		t.Run(inst, func(t *testing.T) {
 			b := buildAll(t, nil, "installer", inst)
-			ids := func(g graph, layer string) []string {
-				var out []string
-				for d, e := range g.execs() {
-					if !strings.Contains(g.names[d], "layer "+layer) {
-						continue
-					}
+			ids := map[string]bool{}
+			for _, g := range b.graphs {
+				for _, e := range g.execs() {
 					for _, m := range e.Mounts {
 						if m.MountType == pb.MountType_CACHE && strings.Contains(m.CacheOpt.ID, "/"+inst+"/") {
-							out = append(out, m.CacheOpt.ID)
+							ids[m.CacheOpt.ID] = true
 						}
 					}
 				}
-				return out
 			}
-			cpu, gpu := ids(b.graphs["worker-cpu"], "ml-cpu"), ids(b.graphs["worker-gpu"], "ml-cuda")
-			if len(cpu) != 1 || len(gpu) != 1 || cpu[0] == gpu[0] {
-				t.Errorf("cache ids: cpu %v, cuda %v: want one each, different", cpu, gpu)
+			if len(ids) != 1 {
+				t.Fatalf("cache ids %v: want one", ids)
 			}
-			if !strings.Contains(cpu[0], "linux-amd64") {
-				t.Errorf("cache id %s does not name the platform", cpu[0])
+			for id := range ids {
+				if !strings.Contains(id, "linux-amd64") {
+					t.Errorf("cache id %s does not name the platform", id)
+				}
 			}
 		})
+	}
+}
+
+// The toolchain is installed only for layers with a package the lock has
+// no wheel for on the target (toolchain-mode auto), for every layer with
+// toolchain-mode always, and for none with never.
+func TestToolchainOnlyWhenNeeded(t *testing.T) {
+	graphs := func(sdistOnly string, kv ...string) map[string]graph {
+		t.Helper()
+		in, err := build.LocalInputs(example)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sdistOnly != "" {
+			// The lock as it would be if the package had no wheel for
+			// linux/amd64: only its sdist.
+			for _, p := range in.Lock.PackagesNamed(sdistOnly) {
+				p.Wheels = nil
+				p.Sdist = &uvlock.Artifact{URL: "http://127.0.0.1:3141/files/" + p.Name + "-" + p.Version + ".tar.gz", Hash: "sha256:00", Size: 130_000}
+			}
+		}
+		o := variants.DefaultOptions()
+		for i := 0; i+1 < len(kv); i += 2 {
+			if err := o.Set(kv[i], kv[i+1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		imgs, err := variants.Graphs(context.Background(), in, o, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]graph{}
+		for _, img := range imgs {
+			out[img.Variant.Name] = decode(t, img.State, img)
+		}
+		return out
+	}
+	// installsOnToolchain lists the install steps that descend from the
+	// toolchain.
+	installsOnToolchain := func(g graph) []string {
+		tcs := g.find("[builder] toolchain")
+		var out []string
+		for d := range g.execs() {
+			n := g.names[d]
+			if !strings.HasPrefix(n, "[builder] uv ") || strings.Contains(n, "check uv") {
+				continue
+			}
+			for _, tc := range tcs {
+				if g.ancestors(d)[tc] {
+					out = append(out, n)
+				}
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	for name, g := range graphs("") {
+		if on := installsOnToolchain(g); len(on) != 0 || len(g.find("[builder] toolchain")) != 0 {
+			t.Errorf("%s: every pin has a wheel, yet the toolchain is installed for %v", name, on)
+		}
+	}
+	for name, g := range graphs("pyyaml") {
+		on := installsOnToolchain(g)
+		if len(on) != 1 || !strings.Contains(on[0], "small ") {
+			t.Errorf("%s: pyyaml has only an sdist: want its bucket alone on the toolchain, got %v", name, on)
+		}
+	}
+	for name, g := range graphs("pyyaml", "toolchain-mode", "never") {
+		if len(g.find("[builder] toolchain")) != 0 {
+			t.Errorf("%s: toolchain-mode never installs the toolchain", name)
+		}
+	}
+	for name, g := range graphs("", "toolchain-mode", "always") {
+		var installs int
+		for d := range g.execs() {
+			if n := g.names[d]; strings.HasPrefix(n, "[builder] uv ") && !strings.Contains(n, "check uv") {
+				installs++
+			}
+		}
+		if on := installsOnToolchain(g); len(on) != installs {
+			t.Errorf("%s: toolchain-mode always: %d of %d installs on the toolchain", name, len(on), installs)
+		}
 	}
 }
 
@@ -552,57 +660,53 @@ func TestMissingContextDirectory(t *testing.T) {
 // (the lock's URLs) and the project uv pip install --no-deps from the
 // lock's index; with index-url naming a mirror, no uv sync at all but the
 // pins by hash from the mirror.
+// uv installs every layer's pins with --no-deps from the lock's index (or
+// the mirror index-url names), with --require-hashes when the lock has the
+// hashes; the CPU torch from the CPU index; after the uv version check.
 func TestUVInstallerIndexes(t *testing.T) {
 	lockIndex := "http://127.0.0.1:3141/simple"
 	for _, c := range []struct {
-		name   string
-		kv     []string
-		mirror bool
+		name string
+		kv   []string
+		want string
 	}{
-		{"lock's index", nil, false},
-		{"index-url = the lock's index", []string{"index-url", lockIndex + "/"}, false},
-		{"mirror", []string{"index-url", "https://mirror.example.com/simple"}, true},
+		{"lock's index", nil, lockIndex},
+		{"index-url = the lock's index", []string{"index-url", lockIndex + "/"}, lockIndex + "/"},
+		{"mirror", []string{"index-url", "https://mirror.example.com/simple"}, "https://mirror.example.com/simple"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			g := buildAll(t, []string{"worker-cpu"}, c.kv...).graphs["worker-cpu"]
 			check := g.one("[builder] installer: check uv --version is " + variants.DefaultUVVersion)
-			var syncs, pipInstalls int
+			var installs int
 			for d, e := range g.execs() {
 				line := cmdline(e)
-				isInstall := strings.Contains(line, "uv sync") || strings.Contains(line, "uv pip install")
-				if isInstall && !g.ancestors(d)[check] {
+				if strings.Contains(line, "uv sync") {
+					t.Errorf("%q runs uv sync", g.names[d])
+				}
+				if !strings.Contains(line, "uv pip install") {
+					continue
+				}
+				installs++
+				if !g.ancestors(d)[check] {
 					t.Errorf("%q runs without the uv version check before it", g.names[d])
 				}
-				for _, part := range strings.Split(line, " && ") {
-					if strings.Contains(part, "uv sync --frozen") {
-						syncs++
-						if strings.Contains(part, "--index-url") || strings.Contains(part, "--default-index") {
-							t.Errorf("uv sync with an index option (uv ignores it under --frozen): %s", part)
-						}
-					}
+				want := c.want
+				if strings.Contains(g.names[d], "torch==2.6.0+cpu") {
+					want = "https://download.pytorch.org/whl/cpu"
+				} else if strings.Contains(line, "-r /run/deps/reqs/") && !strings.Contains(line, "--require-hashes") {
+					t.Errorf("%q: a layer of hashed pins installs without --require-hashes: %s", g.names[d], line)
 				}
-				if strings.Contains(line, "uv pip install") && !strings.Contains(line, "torch==") {
-					pipInstalls++
-					want := lockIndex
-					if c.mirror {
-						want = "https://mirror.example.com/simple"
-					}
-					if !strings.Contains(line, "--no-deps") || !strings.Contains(line, "--index-url "+want) {
-						t.Errorf("%q: want --no-deps --index-url %s: %s", g.names[d], want, line)
-					}
-					if c.mirror && strings.Contains(line, "-r /run/deps/reqs/requirements-0.txt") && !strings.Contains(line, "--require-hashes") {
-						t.Errorf("mirror install without --require-hashes: %s", line)
-					}
+				if !strings.Contains(line, "--no-deps") || !strings.Contains(line, "--index-url "+want+" ") {
+					t.Errorf("%q: want --no-deps --index-url %s: %s", g.names[d], want, line)
 				}
 			}
-			if c.mirror && (syncs != 0 || pipInstalls < 3) {
-				t.Errorf("mirror: %d uv sync steps, %d uv pip installs; want none and the layers' and the project's", syncs, pipInstalls)
+			// worker-cpu's package layers and the project: every layer but the
+			// user, the runtime packages and the venv.
+			if n := len(g.find("[layer] ")) - 3; installs != n {
+				t.Errorf("%d uv pip installs for %d package layers and the project", installs, n)
 			}
-			if !c.mirror && (syncs < 2 || pipInstalls != 1) {
-				t.Errorf("%d uv sync steps and %d uv pip installs (the project); want the layers synced and one project install", syncs, pipInstalls)
-			}
-			if c.mirror && !strings.Contains(g.mkfiles(), "fastapi==0.115.11 --hash=sha256:") {
-				t.Errorf("the mirror's requirements carry no hashes:\n%s", g.mkfiles())
+			if !strings.Contains(g.mkfiles(), "fastapi==0.115.11 --hash=sha256:") {
+				t.Errorf("the requirements carry no hashes:\n%s", g.mkfiles())
 			}
 		})
 	}

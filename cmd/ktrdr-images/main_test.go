@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -199,8 +200,21 @@ func TestPlan(t *testing.T) {
 	if err := json.Unmarshal([]byte(a), &p); err != nil {
 		t.Fatal(err)
 	}
-	if p.Variant != "worker-cpu" || len(p.Ops) < 10 || !strings.Contains(strings.Join(p.Layers, ","), "env ml-cpu") {
+	if p.Variant != "worker-cpu" || len(p.Ops) < 10 || !strings.Contains(strings.Join(p.Layers, ","), "pkg torch") {
 		t.Errorf("plan %+v", p)
+	}
+	layers, stderr, code := run(t, "plan", "--context", example, "--format", "layers")
+	for _, want := range []string{
+		"worker-cpu docker.io/library/ktrdr-worker-cpu:latest: 21 layers and its base's",
+		"  scipy          29.5 MB        scipy==1.15.3",
+		"no package is built from source: no toolchain",
+	} {
+		if code != 0 || !strings.Contains(layers, want) {
+			t.Errorf("plan --format layers (exit %d, %s) lacks %q:\n%s", code, stderr, want, layers)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^  numpy +12\.7 MB +numpy==2\.2\.4 +backend-dev, backend-prod, worker-gpu$`).MatchString(layers) {
+		t.Errorf("plan --format layers does not say which images share numpy's layer:\n%s", layers)
 	}
 	dot, stderr, code := run(t, "plan", "--context", example, "--format", "dot", "--opt", "installer=pip")
 	if code != 0 || !strings.HasPrefix(dot, "digraph llb {") || strings.Count(dot, "[shape=ellipse") != 4 {

@@ -22,7 +22,7 @@ type planOptions struct {
 func newPlanCommand() *cobra.Command {
 	var o planOptions
 	cmd := &cobra.Command{
-		Use:   "plan [--context DIR] [--variant V]... [--format json|dot] [--opt KEY=VALUE]...",
+		Use:   "plan [--context DIR] [--variant V]... [--format json|dot|layers] [--opt KEY=VALUE]...",
 		Short: "Print the LLB graph of variants, without any buildkitd",
 		Long: `Print the LLB graph of one or more variants as JSON (the decoded ops in
 definition order, with the image config and the environment layers) or as a
@@ -41,7 +41,7 @@ Options (--opt KEY=VALUE, repeatable):
 	f := cmd.Flags()
 	f.StringVar(&o.contextDir, "context", ".", "project directory (the build context)")
 	f.StringArrayVar(&o.variants, "variant", nil, "variant to plan (repeatable; default: all): "+strings.Join(variants.Names(), ", "))
-	f.StringVar(&o.format, "format", "json", "output format: json or dot")
+	f.StringVar(&o.format, "format", "json", "output format: json, dot (Graphviz) or layers (a table of each image's package layers)")
 	f.StringArrayVar(&o.opts, "opt", nil, "option KEY=VALUE (repeatable; see above)")
 	f.StringVar(&o.platform, "platform", variants.DefaultPlatform, "target platform: linux/amd64 or linux/arm64")
 	return cmd
@@ -75,8 +75,8 @@ func runPlan(ctx context.Context, w io.Writer, po planOptions) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if po.format != "json" && po.format != "dot" {
-		return fmt.Errorf("option --format: %q is not a format; expected json or dot", po.format)
+	if po.format != "json" && po.format != "dot" && po.format != "layers" {
+		return fmt.Errorf("option --format: %q is not a format; expected json, dot or layers", po.format)
 	}
 	opts, err := parseOptions(po.platform, po.opts)
 	if err != nil {
@@ -99,8 +99,11 @@ func runPlan(ctx context.Context, w io.Writer, po planOptions) error {
 	if err != nil {
 		return err
 	}
-	if po.format == "dot" {
+	switch po.format {
+	case "dot":
 		return build.WriteDot(w, plans)
+	case "layers":
+		return build.WriteLayers(w, plans)
 	}
 	return build.WriteJSON(w, plans)
 }

@@ -259,7 +259,6 @@ func frontendInputs(ctx context.Context, bc *dockerui.Client, c gwclient.Client)
 		Project:     proj,
 		Lock:        lock,
 		Context:     *main,
-		DepFiles:    DepFiles(*main),
 		Exists:      exists,
 		ContextName: "(the main build context)",
 	}, nil

@@ -24,17 +24,6 @@ import (
 // (buildctl's --local context=DIR).
 const ContextName = "context"
 
-// DepFiles returns the dependency inputs taken from the context: only
-// pyproject.toml and uv.lock, so that code changes never invalidate the
-// dependency layers.
-func DepFiles(context llb.State) llb.State {
-	st := llb.Scratch()
-	for _, f := range []string{pyproject.FileName, uvlock.FileName} {
-		st = st.File(llb.Copy(context, "/"+f, "/"+f), llb.WithCustomNamef("[context] %s", f))
-	}
-	return st
-}
-
 // LocalInputs reads the project in dir (pyproject.toml, uv.lock and
 // .dockerignore) and describes it as the local source ContextName.
 func LocalInputs(dir string) (variants.Inputs, error) {
@@ -82,7 +71,6 @@ func LocalInputs(dir string) (variants.Inputs, error) {
 		Project:     proj,
 		Lock:        lock,
 		Context:     ctxState,
-		DepFiles:    DepFiles(ctxState),
 		Exists:      exists,
 		ContextName: dir,
 	}, nil

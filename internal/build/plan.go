@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/containerd/platforms"
 	"github.com/ktrdr/ktrdr-images/variants"
@@ -18,23 +19,37 @@ import (
 
 // Plan is one variant's graph as data: what `ktrdr-images plan` prints.
 type Plan struct {
-	Variant  string                    `json:"variant"`
-	Image    string                    `json:"image"`
-	Platform string                    `json:"platform"`
-	Base     string                    `json:"base"`
-	Shared   bool                      `json:"shared_layers"`
-	Parts    []string                  `json:"layers"`
-	Env      []PlanLayer               `json:"environment"`
-	Config   dockerspec.DockerOCIImage `json:"config"`
-	Ops      []PlanOp                  `json:"ops"`
+	Variant  string `json:"variant"`
+	Image    string `json:"image"`
+	Platform string `json:"platform"`
+	Base     string `json:"base"`
+	Shared   bool   `json:"shared_layers"`
+	// BaseLayers is the base image's layer count (0 when planned without
+	// a daemon to read it); Parts are the layers on top of it.
+	BaseLayers int                       `json:"base_layers"`
+	Parts      []string                  `json:"layers"`
+	Env        []PlanLayer               `json:"environment"`
+	Config     dockerspec.DockerOCIImage `json:"config"`
+	Ops        []PlanOp                  `json:"ops"`
 }
 
-// PlanLayer is one environment layer.
+// PlanLayer is one package layer.
 type PlanLayer struct {
-	Name      string   `json:"name"`
-	Packages  []string `json:"packages"`
-	UVSync    []string `json:"uv_selection,omitempty"`
-	NoInstall []string `json:"uv_no_install,omitempty"`
+	Name string `json:"name"`
+	// Packages are its pins, "name==version", with " (index)" for one
+	// from another index than the default.
+	Packages []string `json:"packages"`
+	// Bytes is the size the lock records for their artifacts (compressed
+	// wheels); Unsized names the pins it records no size for.
+	Bytes   int64    `json:"lock_bytes"`
+	Unsized []string `json:"unsized,omitempty"`
+	// Toolchain names the pins built from source, on the toolchain.
+	Toolchain []string `json:"built_from_source,omitempty"`
+	// SharedWith names the other planned variants that have this very
+	// layer (the same vertex, so the same blob).
+	SharedWith []string `json:"shared_with,omitempty"`
+	// Digest is the layer's diff vertex.
+	Digest digest.Digest `json:"vertex"`
 }
 
 // PlanOp is one LLB vertex, in the definition's order (inputs first).
@@ -57,37 +72,133 @@ func Plans(ctx context.Context, images []variants.Image) ([]Plan, error) {
 			return nil, fmt.Errorf("variant %s: %w", img.Variant.Name, err)
 		}
 		p := Plan{
-			Variant:  img.Variant.Name,
-			Image:    img.Name,
-			Platform: platforms.Format(img.Platform),
-			Base:     img.Base,
-			Shared:   img.Shared,
-			Config:   img.Config,
-			Ops:      ops,
+			Variant:    img.Variant.Name,
+			Image:      img.Name,
+			Platform:   platforms.Format(img.Platform),
+			Base:       img.Base,
+			Shared:     img.Shared,
+			Config:     img.Config,
+			BaseLayers: len(img.BaseConfig.RootFS.DiffIDs),
+			Ops:        ops,
 		}
 		for _, part := range img.Parts {
 			p.Parts = append(p.Parts, part.Name)
 		}
-		for _, l := range img.Layers {
-			pl := PlanLayer{Name: l.Name, NoInstall: l.Sync.NoInstall}
-			for _, r := range l.Requirements {
+		for i, pl := range img.Packages {
+			l := PlanLayer{Name: pl.Name, Bytes: pl.Size, Unsized: pl.Unsized}
+			for _, r := range img.Layers[i].Requirements {
 				s := r.Spec()
 				if r.Index != "" {
 					s += " (" + r.Index + ")"
 				}
-				pl.Packages = append(pl.Packages, s)
+				l.Packages = append(l.Packages, s)
 			}
-			for _, e := range l.Sync.Extras {
-				pl.UVSync = append(pl.UVSync, "extra "+e)
+			if img.Layers[i].Toolchain {
+				l.Toolchain = pl.Build
 			}
-			for _, g := range l.Sync.Groups {
-				pl.UVSync = append(pl.UVSync, "group "+g)
+			p.Env = append(p.Env, l)
+		}
+		if dgsts, err := partDigests(ctx, img); err == nil {
+			for i := range p.Env {
+				p.Env[i].Digest = dgsts["pkg "+p.Env[i].Name]
 			}
-			p.Env = append(p.Env, pl)
+		} else {
+			return nil, fmt.Errorf("variant %s: %w", img.Variant.Name, err)
 		}
 		out = append(out, p)
 	}
+	// Which other variants have the same layer vertex.
+	for i := range out {
+		for j := range out[i].Env {
+			d := out[i].Env[j].Digest
+			for k := range out {
+				if k == i || d == "" {
+					continue
+				}
+				for _, l := range out[k].Env {
+					if l.Digest == d {
+						out[i].Env[j].SharedWith = append(out[i].Env[j].SharedWith, out[k].Variant)
+					}
+				}
+			}
+		}
+	}
 	return out, nil
+}
+
+// partDigests maps each of an image's parts to the digest of its vertex.
+func partDigests(ctx context.Context, img variants.Image) (map[string]digest.Digest, error) {
+	out := map[string]digest.Digest{}
+	for _, part := range img.Parts {
+		def, err := part.State.Marshal(ctx, llb.Platform(img.Platform))
+		if err != nil {
+			return nil, fmt.Errorf("marshaling layer %s: %w", part.Name, err)
+		}
+		ops, err := DecodeOps(def)
+		if err != nil {
+			return nil, err
+		}
+		// The last op only points at the result: its input is the layer's
+		// own vertex.
+		if n := len(ops); n > 0 && len(ops[n-1].Op.Inputs) == 1 {
+			out[part.Name] = digest.Digest(ops[n-1].Op.Inputs[0].Digest)
+		}
+	}
+	return out, nil
+}
+
+// WriteLayers prints each image's layers as a table: the package layers
+// with their pins, the size the lock records for them and the other
+// planned images that have the very same layer.
+func WriteLayers(w io.Writer, plans []Plan) error {
+	var b strings.Builder
+	for i, p := range plans {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		count := fmt.Sprintf("%d layers and its base's (not counted without a daemon)", len(p.Parts))
+		if p.BaseLayers > 0 {
+			count = fmt.Sprintf("%d layers (%d of its base)", p.BaseLayers+len(p.Parts), p.BaseLayers)
+		}
+		var largest PlanLayer
+		for _, l := range p.Env {
+			if l.Bytes > largest.Bytes {
+				largest = l
+			}
+		}
+		fmt.Fprintf(&b, "%s %s: %s, %d package layers", p.Variant, p.Image, count, len(p.Env))
+		if largest.Name != "" {
+			fmt.Fprintf(&b, ", the largest the lock gives a size for: %s (%s)", largest.Name, size(largest.Bytes))
+		}
+		b.WriteString("\n")
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  LAYER\tLOCK SIZE\tPACKAGES\tSHARED WITH")
+		for _, l := range p.Env {
+			sz := size(l.Bytes)
+			if len(l.Unsized) > 0 {
+				sz += fmt.Sprintf(" + %d unsized", len(l.Unsized))
+			}
+			shared := strings.Join(l.SharedWith, ", ")
+			if shared == "" {
+				shared = "-"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", l.Name, sz, strings.Join(l.Packages, " "), shared)
+		}
+		tw.Flush()
+		var built []string
+		for _, l := range p.Env {
+			for _, n := range l.Toolchain {
+				built = append(built, n+" ("+l.Name+")")
+			}
+		}
+		if len(built) > 0 {
+			fmt.Fprintf(&b, "  built from source on the toolchain: %s\n", strings.Join(built, ", "))
+		} else {
+			b.WriteString("  no package is built from source: no toolchain\n")
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // DecodeOps decodes a definition's ops in order, with their custom names.

@@ -11,7 +11,8 @@ import (
 
 // WriteReportFile writes the report as JSON with exactly the fields of
 // ImageReport: {"images":[{"variant","ref","digest","platform",
-// "compressed_bytes","uncompressed_bytes","layers","probes":[...]}]}.
+// "compressed_bytes","uncompressed_bytes","layers","largest_layer_bytes",
+// "probes":[...]}]}.
 func WriteReportFile(path string, rep *Report) error {
 	dt, err := json.MarshalIndent(struct {
 		Images []ImageReport `json:"images"`
@@ -36,7 +37,7 @@ func WriteTableDocker(w io.Writer, rep *Report, dockerSizes map[string]int64) {
 	if len(dockerSizes) > 0 {
 		head = "DOCKER SIZE\t"
 	}
-	fmt.Fprintln(tw, "VARIANT\tIMAGE\tDIGEST\tCOMPRESSED\tUNCOMPRESSED\t"+head+"LAYERS\tPROBES")
+	fmt.Fprintln(tw, "VARIANT\tIMAGE\tDIGEST\tCOMPRESSED\tUNCOMPRESSED\t"+head+"LAYERS\tLARGEST LAYER\tPROBES")
 	for _, r := range rep.Images {
 		ok := 0
 		for _, p := range r.Probes {
@@ -56,7 +57,7 @@ func WriteTableDocker(w io.Writer, rep *Report, dockerSizes map[string]int64) {
 		if len(digest) > 19 {
 			digest = digest[:19]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s%d\t%s\n", r.Variant, r.Ref, digest, size(r.CompressedBytes), size(r.UncompressedBytes), dockerCell, r.Layers, probes)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s%d\t%s\t%s\n", r.Variant, r.Ref, digest, size(r.CompressedBytes), size(r.UncompressedBytes), dockerCell, r.Layers, size(r.LargestLayerBytes), probes)
 	}
 	tw.Flush()
 	for _, r := range rep.Images {

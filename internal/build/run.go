@@ -58,13 +58,15 @@ type RunOptions struct {
 
 // ImageReport is one row of the report: exactly the fields of --report.
 type ImageReport struct {
-	Variant           string         `json:"variant"`
-	Ref               string         `json:"ref"`
-	Digest            string         `json:"digest"`
-	Platform          string         `json:"platform"`
-	CompressedBytes   int64          `json:"compressed_bytes"`
-	UncompressedBytes int64          `json:"uncompressed_bytes"`
-	Layers            int            `json:"layers"`
+	Variant           string `json:"variant"`
+	Ref               string `json:"ref"`
+	Digest            string `json:"digest"`
+	Platform          string `json:"platform"`
+	CompressedBytes   int64  `json:"compressed_bytes"`
+	UncompressedBytes int64  `json:"uncompressed_bytes"`
+	Layers            int    `json:"layers"`
+	// LargestLayerBytes is the largest layer's compressed size.
+	LargestLayerBytes int64          `json:"largest_layer_bytes"`
 	Probes            []probe.Result `json:"probes"`
 }
 
@@ -310,6 +312,9 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 				} else {
 					rep.Measures[n] = m
 					r.CompressedBytes, r.UncompressedBytes, r.Layers = m.Compressed, m.Uncompressed, len(m.Layers)
+					for _, l := range m.Layers {
+						r.LargestLayerBytes = max(r.LargestLayerBytes, l.Compressed)
+					}
 					if r.Digest == "" {
 						r.Digest = m.Digest.String()
 					}

@@ -146,6 +146,15 @@ func Spec(img variants.Image, o variants.Options) probe.Spec {
 		Labels:       []string{"org.opencontainers.image.title", "org.opencontainers.image.version", "org.opencontainers.image.description"},
 		Volumes:      v.Volumes,
 	}
+	if img.Pins != nil {
+		spec.Distributions = map[string]string{}
+		for _, p := range img.Pins.Pins {
+			spec.Distributions[p.Name] = p.Version
+		}
+		if v.InstallProject && img.Pins.Root != nil {
+			spec.Distributions[img.Pins.Root.Name] = img.Pins.Root.Version
+		}
+	}
 	for _, m := range v.RunMounts {
 		spec.Mounted = append(spec.Mounted, path.Join(o.AppDir, m))
 	}

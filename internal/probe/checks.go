@@ -41,6 +41,10 @@ type Spec struct {
 	Labels []string
 	// Volumes must be declared.
 	Volumes []string
+	// Distributions, when set, are exactly the distributions the image
+	// must have installed: normalized name → version (the variant's pins
+	// and the project).
+	Distributions map[string]string
 	// ServerTimeout bounds how long the server may take to answer.
 	ServerTimeout time.Duration
 }
@@ -55,6 +59,9 @@ func Check(ctx context.Context, c *Container, cfg dockerspec.DockerOCIImage, spe
 	add(checkUser(ctx, c, cfg, spec))
 	add(checkOwnership(ctx, c, spec))
 	add(checkClean(ctx, c, spec))
+	if spec.Distributions != nil {
+		add(checkDistributions(ctx, c, spec))
+	}
 	switch spec.Torch {
 	case "none":
 		add(checkNoTorch(ctx, c))

@@ -4,7 +4,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ktrdr/ktrdr-images/python/pep508"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 func goodConfig() dockerspec.DockerOCIImage {
@@ -60,5 +62,45 @@ func TestRealFilesAndFailed(t *testing.T) {
 	rs := []Result{{Name: "a", OK: true}, {Name: "b"}, {Name: "c", OK: true}}
 	if f := Failed(rs); len(f) != 1 || f[0].Name != "b" {
 		t.Errorf("Failed %v", f)
+	}
+}
+
+func TestCompareDistributions(t *testing.T) {
+	env, err := pep508.EnvironmentFor(ocispecs.Platform{OS: "linux", Architecture: "amd64"}, "3.13.5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := []Dist{
+		{Name: "FastAPI", Version: "0.115.11", Requires: []string{"starlette<0.47.0,>=0.40.0", "pydantic>=1.7.4", "email-validator>=2.0.0; extra == \"all\""}},
+		{Name: "starlette", Version: "0.46.1", Requires: []string{"anyio<5,>=3.6.2"}},
+		{Name: "pydantic", Version: "2.10.6"},
+		{Name: "anyio", Version: "4.8.0", Requires: []string{"idna>=2.8", "trio>=0.26.1; extra == \"trio\"", "exceptiongroup>=1.0.2; python_version < \"3.11\""}},
+		{Name: "idna", Version: "3.10"},
+		{Name: "sqlalchemy", Version: "2.0.40", Requires: []string{"greenlet!=0.4.17; extra == \"asyncio\""}},
+		{Name: "app", Version: "1.0", Requires: []string{"sqlalchemy[asyncio]>=2.0", "fastapi"}},
+		{Name: "greenlet", Version: "3.1.0"},
+		{Name: "torch", Version: "2.6.0+cpu"},
+	}
+	want := map[string]string{"fastapi": "0.115.11", "starlette": "0.46.1", "pydantic": "2.10.6", "anyio": "4.8.0", "idna": "3.10",
+		"sqlalchemy": "2.0.40", "app": "1.0", "greenlet": "3.1.0", "torch": "2.6.0+cpu"}
+	if p := CompareDistributions(good, want, env); len(p) != 0 {
+		t.Fatalf("a consistent environment fails: %v", p)
+	}
+	bad := append([]Dist{}, good[:7]...) // no greenlet, no torch
+	bad = append(bad, Dist{Name: "torch", Version: "2.6.0"}, Dist{Name: "black", Version: "25.1.0"}, Dist{Name: "idna", Version: "3.10", Path: "/elsewhere"})
+	bad[1].Version = "0.48.0"
+	got := strings.Join(CompareDistributions(bad, want, env), "\n")
+	for _, w := range []string{
+		"black 25.1.0 is installed but not pinned",
+		"greenlet 3.1.0 is pinned but not installed",
+		"sqlalchemy[asyncio] requires greenlet!=0.4.17; extra == \"asyncio\", which is not installed",
+		"fastapi requires starlette<0.47.0,>=0.40.0, but starlette 0.48.0 is installed",
+		"starlette is 0.48.0, pinned 0.46.1",
+		"torch is 2.6.0, pinned 2.6.0+cpu",
+		"idna is installed twice",
+	} {
+		if !strings.Contains(got, w) {
+			t.Errorf("problems lack %q:\n%s", w, got)
+		}
 	}
 }

@@ -145,6 +145,49 @@ func (e *ArtifactError) Error() string {
 		e.Lock, e.Package, e.Version, e.Platform, e.Python, strings.Join(e.Wheels, ", "))
 }
 
+// Chosen is the locked artifact an installer takes for a pin on a target:
+// a compatible wheel, else the sdist it builds from.
+type Chosen struct {
+	// File is the artifact's file name.
+	File string
+	// Size is the size the lock records (0 when it records none).
+	Size int64
+	// Build is true for an sdist: the package is compiled on the target.
+	Build bool
+}
+
+// ArtifactFor picks the artifact pin installs from on the target (CPython
+// python, platform_machine machine): the first compatible wheel the lock
+// lists, else its sdist. ok is false when the lock records nothing to pick
+// from for this pin (a package from another index, such as a CPU torch, or
+// a path or git source), or when nothing installs (see CheckArtifacts).
+func ArtifactFor(pin Pin, python, machine string) (c Chosen, ok bool) {
+	p := pin.Package
+	if p == nil || pin.Index != p.Source.Registry {
+		return Chosen{}, false
+	}
+	for _, w := range p.Wheels {
+		file := artifactFile(w)
+		if t, err := ParseWheelName(file); err == nil && t.Compatible(python, machine) {
+			return Chosen{File: path.Base(file), Size: w.Size}, true
+		}
+	}
+	if p.Sdist != nil {
+		return Chosen{File: path.Base(artifactFile(*p.Sdist)), Size: p.Sdist.Size, Build: true}, true
+	}
+	return Chosen{}, false
+}
+
+func artifactFile(a Artifact) string {
+	switch {
+	case a.URL != "":
+		return a.URL
+	case a.Path != "":
+		return a.Path
+	}
+	return a.Filename
+}
+
 // CheckArtifacts checks that every pin of r can be installed on the target
 // environment from what the lock records: a compatible wheel, or an sdist.
 // Pins the lock records no artifact for (a lock written by hand, a path or
@@ -152,37 +195,23 @@ func (e *ArtifactError) Error() string {
 // checked: there is nothing to check them against. needsBuild lists the
 // pins that have only an sdist for the target, sorted as r.Pins is.
 func (l *Lock) CheckArtifacts(r *Resolution, env pep508.Environment, platform string) (needsBuild []string, err error) {
-	machine := env.PlatformMachine
-	python := env.PythonVersion
 	for _, pin := range r.Pins {
 		p := pin.Package
 		if p == nil || pin.Index != p.Source.Registry || (len(p.Wheels) == 0 && p.Sdist == nil) {
 			continue
 		}
-		ok := false
+		c, ok := ArtifactFor(pin, env.PythonVersion, env.PlatformMachine)
+		if ok {
+			if c.Build {
+				needsBuild = append(needsBuild, p.Name)
+			}
+			continue
+		}
 		var names []string
 		for _, w := range p.Wheels {
-			file := w.URL
-			if file == "" {
-				file = w.Path
-			}
-			if file == "" {
-				file = w.Filename
-			}
-			names = append(names, path.Base(file))
-			if t, err := ParseWheelName(file); err == nil && t.Compatible(python, machine) {
-				ok = true
-				break
-			}
+			names = append(names, path.Base(artifactFile(w)))
 		}
-		if ok {
-			continue
-		}
-		if p.Sdist != nil {
-			needsBuild = append(needsBuild, p.Name)
-			continue
-		}
-		return nil, &ArtifactError{Lock: l.Path, Package: p.Name, Version: p.Version, Platform: platform, Python: python, Wheels: names}
+		return nil, &ArtifactError{Lock: l.Path, Package: p.Name, Version: p.Version, Platform: platform, Python: env.PythonVersion, Wheels: names}
 	}
 	return needsBuild, nil
 }
