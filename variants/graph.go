@@ -302,4 +302,3 @@ func imageTitle(ref string) string {
 	}
 	return path.Base(name)
 }
-

@@ -466,9 +466,9 @@ func (o Options) user() llb.User {
 // per-build parts (platform, dependency files).
 func (o Options) env() llb.Env {
 	return llb.Env{
-		Python:   o.PythonCommand,
-		AppDir:   o.AppDir,
-		VenvDir:  strings.TrimSuffix(o.AppDir, "/") + "/.venv",
+		Python:          o.PythonCommand,
+		AppDir:          o.AppDir,
+		VenvDir:         strings.TrimSuffix(o.AppDir, "/") + "/.venv",
 		User:            o.user(),
 		IndexURL:        o.IndexURL,
 		CompileBytecode: o.CompileBytecode,
