@@ -12,7 +12,7 @@ import (
 )
 
 // TestOnlineUV is the suite for what the offline world cannot stand in for:
-// the uv installer (uv sync --frozen with the binary from ghcr.io/astral-sh/uv),
+// the uv installer (uv pip install of the lock's pins, with the binary from ghcr.io/astral-sh/uv),
 // the real python:3.13-slim and PyPI. It builds the four images of a real
 // uv project with the default options (uv, PyPI, the PyTorch CPU index) and
 // probes them. It runs only when KTRDR_IMAGES_ONLINE_CONTEXT names a uv

@@ -610,6 +610,15 @@ func TestBadOptions(t *testing.T) {
 		{[]string{"app.backend-prod", "ktrdr.api.main"}, "option app.backend-prod"},
 		{[]string{"toolchain", "gcc,Build Essential"}, "option toolchain"},
 		{[]string{"registry", "example.com/UPPER"}, "options registry/tag/image"},
+		{[]string{"layer-threshold", "big"}, "option layer-threshold=\"big\": expected a size"},
+		{[]string{"layer-threshold", "0"}, "option layer-threshold=0"},
+		{[]string{"layer-buckets", "0"}, "option layer-buckets=0: expected a number from 1 to 64"},
+		{[]string{"layer-budget", "200"}, "option layer-budget=200: expected a number from 10 to 125"},
+		// backend-dev needs 3 fixed layers (no base layers without a
+		// daemon) and 8 buckets: 10 cannot hold them.
+		{[]string{"layer-budget", "10"}, "variant backend-dev: option layer-budget=10: the image needs at least 11 layers"},
+		{[]string{"toolchain-mode", "sometimes"}, "option toolchain-mode \"sometimes\": expected auto, always or never"},
+		{[]string{"compile-bytecode", "yes please"}, "option compile-bytecode=\"yes please\": expected true or false"},
 	} {
 		t.Run(tc.kv[0], func(t *testing.T) {
 			o := variants.DefaultOptions()

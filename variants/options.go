@@ -97,8 +97,8 @@ const (
 	DefaultInstaller  = "uv"
 	// DefaultLayerThreshold: packages of 1 MB or more (the lock's size of
 	// the wheel the target installs) get a layer each. On the example's
-	// lock that is 21 of 62 packages and 99.6% of the bytes; the rest,
-	// 3.6 MB of wheels, shares the buckets (README: "Package layers").
+	// lock that is 21 of 62 packages and 99.8% of the bytes; the rest,
+	// 4.6 MB of wheels, shares the buckets (README: "The graph").
 	DefaultLayerThreshold = 1 << 20
 	DefaultLayerBuckets   = 8
 	// DefaultLayerBudget is well under Docker's 125-layer limit.

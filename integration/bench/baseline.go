@@ -49,6 +49,7 @@ func BuildArgs(o variants.Options) map[string]string {
 		"PYTHON_BASE": o.PythonBase,
 		"CUDA_BASE":   o.CUDABase,
 		"INDEX_URL":   o.IndexURL,
+		"UV_IMAGE":    o.UVImage + ":" + o.UVVersion,
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 )
 
@@ -22,6 +23,8 @@ type PushCounter struct {
 	Host string
 
 	uploaded, mounts, blobs atomic.Int64
+	mu                      sync.Mutex
+	digests                 []string
 	srv                     *http.Server
 	ln                      net.Listener
 }
@@ -57,6 +60,9 @@ func NewPushCounter(upstream string) (*PushCounter, error) {
 			}
 			if req.Method == http.MethodPut && strings.Contains(req.URL.Path, "/blobs/uploads/") && resp.StatusCode == http.StatusCreated {
 				p.blobs.Add(1)
+				p.mu.Lock()
+				p.digests = append(p.digests, req.URL.Query().Get("digest"))
+				p.mu.Unlock()
 			}
 			return nil
 		},
@@ -72,11 +78,18 @@ type PushStats struct {
 	// Bytes uploaded (blobs, manifests); Blobs completed uploads; Mounts
 	// blobs mounted from another repository instead of uploaded.
 	Bytes, Blobs, Mounts int64
+	// Digests are the uploaded blobs' digests, in order (one per upload:
+	// a blob pushed to two repositories is there twice).
+	Digests []string
 }
 
 // Reset zeroes the counters and returns what they held.
 func (p *PushCounter) Reset() PushStats {
-	return PushStats{Bytes: p.uploaded.Swap(0), Blobs: p.blobs.Swap(0), Mounts: p.mounts.Swap(0)}
+	p.mu.Lock()
+	ds := p.digests
+	p.digests = nil
+	p.mu.Unlock()
+	return PushStats{Bytes: p.uploaded.Swap(0), Blobs: p.blobs.Swap(0), Mounts: p.mounts.Swap(0), Digests: ds}
 }
 
 // Close stops the proxy.

@@ -12,9 +12,10 @@ import (
 
 // WriteRequirements writes, for each variant, DIR/<variant>.txt: the exact
 // pinned set ours installs for it, read from the project's uv.lock with the
-// variant's torch flavour, as a pip requirements file. It is the baseline's
-// stand-in for `uv sync --frozen` reading uv.lock (uv cannot be had
-// offline): the same pins, and an --extra-index-url line for each index
+// variant's torch flavour, as a requirements file. It is the baseline's
+// stand-in for `uv sync --frozen` reading uv.lock (which cannot install
+// the CPU torch: it is not in the lock), installed with uv pip: the same
+// pins, and an --extra-index-url line for each index
 // other than the default one (the CPU or CUDA torch index), where KTRDR's
 // Dockerfiles inject a [[tool.uv.index]].
 func WriteRequirements(project, dir string, o variants.Options) error {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -190,9 +191,13 @@ func TestBaselineDockerfiles(t *testing.T) {
 		if !strings.Contains(text, "COPY --from=requirements "+v+".txt ") {
 			t.Errorf("%s does not copy %s.txt from the requirements context", file, v)
 		}
-		wantStages := 2
+		// The uv stage (FROM UV_IMAGE, copied from), then KTRDR's stages.
+		wantStages := 3
 		if v == variants.BackendDev {
-			wantStages = 1
+			wantStages = 2
+		}
+		if stages[0].Name != "uv" || !strings.Contains(text, "COPY --from=uv /uv /usr/local/bin/uv") || strings.Contains(text, "pip --python") {
+			t.Errorf("%s does not install with uv from the UV_IMAGE stage", file)
 		}
 		if len(stages) != wantStages {
 			t.Errorf("%s: %d stages, want %d", file, len(stages), wantStages)
@@ -242,10 +247,10 @@ func TestPushCounter(t *testing.T) {
 	do(http.MethodPost, "/v2/ns/img/blobs/uploads/?mount=sha256:11&from=ns/other", "")
 	do(http.MethodGet, "/v2/ns/img/blobs/sha256:00", "")
 	s := p.Reset()
-	if s.Bytes != 1002 || s.Blobs != 1 || s.Mounts != 1 || got != 1002 {
+	if s.Bytes != 1002 || s.Blobs != 1 || s.Mounts != 1 || got != 1002 || !slices.Equal(s.Digests, []string{"sha256:00"}) {
 		t.Errorf("counted %+v, upstream got %d bytes", s, got)
 	}
-	if s := p.Reset(); s != (PushStats{}) {
+	if s := p.Reset(); s.Bytes != 0 || s.Blobs != 0 || s.Mounts != 0 || len(s.Digests) != 0 {
 		t.Errorf("after Reset: %+v", s)
 	}
 }

@@ -236,16 +236,29 @@ func (w *World) LockCommand() string {
 }
 
 // Lock runs LockCommand on the project in dir (its pyproject.toml and, if
-// there, uv.lock: uv keeps the versions it pins when they still resolve)
-// and returns the new uv.lock.
-func (w *World) Lock(ctx context.Context, dir string, log io.Writer) ([]byte, error) {
+// there, uv.lock: uv keeps the versions it pins when they still resolve),
+// with args after it (--upgrade-package scipy), and returns the new
+// uv.lock.
+func (w *World) Lock(ctx context.Context, dir string, log io.Writer, args ...string) ([]byte, error) {
 	out, err := os.MkdirTemp("", "ktrdr-lock-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(out)
-	if err := w.UVRun(ctx, dir, []string{"pyproject.toml", "uv.lock"}, w.LockCommand(), out, log); err != nil {
-		return nil, fmt.Errorf("%s in %s: %w", w.LockCommand(), dir, err)
+	cmd := w.LockCommand()
+	for _, a := range args {
+		cmd += " " + shellQuote(a)
+	}
+	if err := w.UVRun(ctx, dir, []string{"pyproject.toml", "uv.lock"}, cmd, out, log); err != nil {
+		return nil, fmt.Errorf("%s in %s: %w", cmd, dir, err)
 	}
 	return os.ReadFile(filepath.Join(out, "uv.lock"))
+}
+
+// shellQuote quotes s for /bin/sh.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=.,/:@+") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -77,6 +77,11 @@ type wheelSpec struct {
 	Kind    string `json:"kind,omitempty"`
 	LibDir  string `json:"lib_dir,omitempty"`
 	Summary string `json:"summary,omitempty"`
+	// Alternate marks a second release of a project, served beside the
+	// locked one so that a lock can move to it (`uv lock
+	// --upgrade-package`): the same Debian files under another version.
+	// The index's checks install the locked set and leave it out.
+	Alternate bool `json:"alternate,omitempty"`
 }
 
 // debianWheels maps each project of examples/ktrdr/uv.lock (and the build
@@ -138,6 +143,12 @@ var debianWheels = []struct {
 	{"typing-extensions", "4.13.2", []string{"python3-typing-extensions"}},
 	{"uvicorn", "0.32.0", []string{"python3-uvicorn"}},
 }
+
+// BumpedScipy is the second scipy release the index serves: Debian's
+// scipy 1.15.3 repacked under a post-release number, so that a lock can be
+// bumped (uv lock --upgrade-package scipy) to a real other wheel of a
+// heavy package without the index needing a second Debian release.
+const BumpedScipy = "1.15.3.post1"
 
 // torchVersion is the torch release Debian trixie ships, in both flavours.
 const torchVersion = "2.6.0"
@@ -202,6 +213,9 @@ func wheelSpecs() []wheelSpec {
 		}
 		out = append(out, ws)
 	}
+	// scipy, a heavy package of the ml extra, in a second release: what
+	// the benchmark's big_bump scenario moves the lock to.
+	out = append(out, wheelSpec{Name: "scipy", Version: "1.15.3", FullVersion: BumpedScipy, Debs: []string{"python3-scipy"}, Index: "simple", Flavour: "cpu", Alternate: true})
 	// The CUDA torch is on the default index as PyPI's torch is: version
 	// 2.6.0 with no local label, requiring the nvidia-* wheels on linux
 	// x86_64, its libraries finding theirs by rpath. The CPU build is on
@@ -236,7 +250,7 @@ type indexSpec struct {
 }
 
 // indexScriptVersion changes whenever the wheelhouse graph changes.
-const indexScriptVersion = 7
+const indexScriptVersion = 8
 
 // Wheel is one file the index serves.
 type Wheel struct {

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"sort"
 	"strings"
 	"sync"
 
@@ -57,6 +58,44 @@ type Layer struct {
 	Compressed   int64         `json:"compressed_bytes"`
 	Uncompressed int64         `json:"uncompressed_bytes"`
 	files        []entry
+}
+
+// Files are the paths the layer's tar holds (whiteouts excluded), in
+// order, absolute.
+func (l Layer) Files() []string {
+	var out []string
+	for _, e := range l.files {
+		if !e.whiteout && !e.opaque {
+			out = append(out, e.name)
+		}
+	}
+	return out
+}
+
+// Dist is a Python distribution a layer installs.
+type Dist struct{ Name, Version string }
+
+// Distributions are the Python distributions the layer installs: each
+// site-packages/NAME-VERSION.dist-info/METADATA it holds, with the name
+// normalized (lower case, "-"), sorted by name.
+func (l Layer) Distributions() []Dist {
+	var out []Dist
+	for _, e := range l.files {
+		if e.whiteout || e.opaque || path.Base(e.name) != "METADATA" {
+			continue
+		}
+		dir := path.Base(path.Dir(e.name))
+		if !strings.HasSuffix(dir, ".dist-info") || path.Base(path.Dir(path.Dir(e.name))) != "site-packages" {
+			continue
+		}
+		name, version, ok := strings.Cut(strings.TrimSuffix(dir, ".dist-info"), "-")
+		if !ok {
+			continue
+		}
+		out = append(out, Dist{Name: strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(name)), Version: version})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
 
 type entry struct {

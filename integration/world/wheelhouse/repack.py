@@ -467,10 +467,11 @@ def build_wheel(wheel, versions, base, out, sde, python_tag, flavour, provided):
         "name": name, "version": full_version, "file": os.path.join(wheel["index"], norm(name), filename),
         "index": wheel["index"], "flavour": flavour, "imports": imports, "platform": platform,
         "debs": wheel["debs"], "debian_metadata_version": debian_version, "bundled": sorted(bundled),
-        "dropped_symlinks": sorted(dropped), "size": size,
+        "dropped_symlinks": sorted(dropped), "size": size, "alternate": bool(wheel.get("alternate")),
     }
     os.makedirs(os.path.join(out, "manifests"), exist_ok=True)
-    with open(os.path.join(out, "manifests", under(name) + "-" + flavour + ".json"), "w") as f:
+    alt = "-" + full_version if wheel.get("alternate") else ""
+    with open(os.path.join(out, "manifests", under(name) + alt + "-" + flavour + ".json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
     log("%s: %s (%d MB, %d libraries bundled)" % (name, filename, size >> 20, len(bundled)))
     shutil.rmtree(stage)
