@@ -242,6 +242,8 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 	for _, n := range names {
 		writers[n] = mw.WithPrefix(n, len(names) > 1)
 	}
+	// The solves share their base-image resolutions.
+	resolves := newResolveCache()
 	for _, n := range names {
 		wg.Add(1)
 		go func() {
@@ -262,7 +264,9 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 			var s *Solved
 			resp, err := c.Build(ctx, solveOpts[n], "ktrdr-images", func(ctx context.Context, gw gwclient.Client) (*gwclient.Result, error) {
 				var err error
-				s, err = Solve(ctx, gw, in, ro.Options, n, SolveOptions{Probe: ro.Probe, NoCache: ro.NoCache})
+				vin := in
+				vin.Resolver = resolves.wrap(gw)
+				s, err = Solve(ctx, gw, vin, ro.Options, n, SolveOptions{Probe: ro.Probe, NoCache: ro.NoCache})
 				if err != nil {
 					return nil, err
 				}
