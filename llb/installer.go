@@ -61,7 +61,6 @@ type Env struct {
 	CompileBytecode bool
 }
 
-const depMount = "/run/deps"
 
 // Installer installs package layers into an empty venv. Both
 // implementations run as Env.User, write nothing outside the venv (a

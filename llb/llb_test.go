@@ -182,9 +182,10 @@ func TestInstallRequireHashes(t *testing.T) {
 				all += string(dt)
 			}
 			for _, want := range []string{
-				"a==1.0 --hash=sha256:aa", "b==2.0 --hash=sha256:bb --hash=sha256:cc", "torch==2.6.0+cpu",
-				"--no-deps", "--require-hashes -r /run/deps/reqs/requirements-0.txt",
-				"--index-url https://download.pytorch.org/whl/cpu -r /run/deps/reqs/requirements-1.txt",
+				"printf '%s\\n' 'a==1.0 --hash=sha256:aa' 'b==2.0 --hash=sha256:bb --hash=sha256:cc' > /tmp/reqs/requirements-0.txt",
+				"printf '%s\\n' torch==2.6.0+cpu > /tmp/reqs/requirements-1.txt",
+				"--no-deps", "--require-hashes -r /tmp/reqs/requirements-0.txt",
+				"--index-url https://download.pytorch.org/whl/cpu -r /tmp/reqs/requirements-1.txt",
 			} {
 				if !strings.Contains(all, want) {
 					t.Errorf("%s layer lacks %q", inst.Name(), want)

@@ -60,7 +60,7 @@ func (p Pip) Install(st llb.State, layer Layer, env Env) llb.State {
 	if len(layer.Requirements) == 0 {
 		return st
 	}
-	files, cmds := requirementFiles(layer, env, func(index string, hashes bool, file string) string {
+	cmds := requirementFiles(layer, env, func(index string, hashes bool, file string) string {
 		cmd := p.install(env)
 		if hashes {
 			cmd += " --require-hashes"
@@ -72,21 +72,24 @@ func (p Pip) Install(st llb.State, layer Layer, env Env) llb.State {
 	})
 	opts := append(commonRun(env, layerName("pip install", layerTitle(layer))),
 		shell(strings.Join(cmds, " && ")),
-		llb.AddMount(depMount+"/reqs", files, llb.Readonly),
 		p.cache(env),
 	)
 	return st.Run(opts...).Root()
 }
 
-// requirementFiles writes a layer's pins as requirements files, one per
-// index (with --hash options when the lock records hashes), and returns
-// them as a state to mount at depMount/reqs and the command that installs
+// reqsDir is where an install step writes its requirements files: on the
+// step's /tmp tmpfs, so they never reach a layer.
+const reqsDir = "/tmp/reqs"
+
+// requirementFiles renders a layer's pins as requirements files, one per
+// index (with --hash options when the lock records hashes), written by the
+// install step itself, and returns the commands that write and install
 // each: cmd(index, every pin hashed, path of the file). A pin of the
-// default index takes env.IndexURL.
-func requirementFiles(layer Layer, env Env, cmd func(index string, hashes bool, file string) string) (llb.State, []string) {
+// default index takes env.IndexURL. Writing them in the step (not as file
+// ops mounted in) keeps each layer one vertex, whose digest is its pins.
+func requirementFiles(layer Layer, env Env, cmd func(index string, hashes bool, file string) string) []string {
 	keys, groups := byIndex(layer.Requirements)
-	files := llb.Scratch()
-	var cmds []string
+	cmds := []string{"mkdir -p " + reqsDir}
 	for i, ix := range keys {
 		reqs := groups[ix]
 		hashes := true
@@ -99,18 +102,17 @@ func requirementFiles(layer Layer, env Env, cmd func(index string, hashes bool, 
 			for _, h := range r.Hashes {
 				line += " --hash=" + h
 			}
-			lines = append(lines, line)
+			lines = append(lines, shellQuote(line))
 		}
-		name := fmt.Sprintf("requirements-%d.txt", i)
-		files = files.File(llb.Mkfile("/"+name, 0o644, []byte(strings.Join(lines, "\n")+"\n"), mkfileOpts(env.Build)...),
-			llb.WithCustomNamef("[builder] %s of layer %s", name, layer.Name))
+		file := fmt.Sprintf("%s/requirements-%d.txt", reqsDir, i)
+		cmds = append(cmds, "printf '%s\\n' "+strings.Join(lines, " ")+" > "+file)
 		index := ix
 		if index == "" {
 			index = env.IndexURL
 		}
-		cmds = append(cmds, cmd(index, hashes, depMount+"/reqs/"+name))
+		cmds = append(cmds, cmd(index, hashes, file))
 	}
-	return files, cmds
+	return cmds
 }
 
 // InstallProject implements Installer: pip builds the project at AppDir

@@ -91,7 +91,7 @@ func (u UV) Install(st llb.State, layer Layer, env Env) llb.State {
 	if len(layer.Requirements) == 0 {
 		return st
 	}
-	files, cmds := requirementFiles(layer, env, func(index string, hashes bool, file string) string {
+	cmds := requirementFiles(layer, env, func(index string, hashes bool, file string) string {
 		args := u.pipInstall(env)
 		if hashes {
 			args = append(args, "--require-hashes")
@@ -102,9 +102,7 @@ func (u UV) Install(st llb.State, layer Layer, env Env) llb.State {
 		return shellJoin(append(args, "-r", file))
 	})
 	cmds = append(cmds, venvLock(env))
-	opts := append(u.run(env, layerName("uv pip install", layerTitle(layer)), strings.Join(cmds, " && ")),
-		llb.AddMount(depMount+"/reqs", files, llb.Readonly))
-	return st.Run(opts...).Root()
+	return st.Run(u.run(env, layerName("uv pip install", layerTitle(layer)), strings.Join(cmds, " && "))...).Root()
 }
 
 // InstallProject implements Installer: uv builds the project at AppDir

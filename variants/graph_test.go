@@ -100,17 +100,19 @@ func (g graph) execs() map[digest.Digest]*pb.ExecOp {
 	return out
 }
 
-// mkfiles returns the contents of every file the graph writes with Mkfile
-// (the pip installer's requirements files).
+// mkfiles returns the requirements files every install step of the graph
+// writes (printf LINES > /tmp/reqs/requirements-N.txt), one line each.
 func (g graph) mkfiles() string {
 	var b strings.Builder
-	for _, op := range g.ops {
-		if f := op.GetFile(); f != nil {
-			for _, a := range f.Actions {
-				if mk := a.GetMkfile(); mk != nil {
-					b.Write(mk.Data)
-					b.WriteString("\n")
-				}
+	for _, e := range g.execs() {
+		for _, part := range strings.Split(cmdline(e), " && ") {
+			if !strings.HasPrefix(part, "printf ") || !strings.Contains(part, "> /tmp/reqs/") {
+				continue
+			}
+			for _, q := range strings.Split(part, "' '") {
+				q = strings.TrimPrefix(q, `printf '%s\n' '`)
+				q, _, _ = strings.Cut(q, "' > /tmp/reqs/")
+				b.WriteString(q + "\n")
 			}
 		}
 	}
@@ -702,7 +704,7 @@ func TestUVInstallerIndexes(t *testing.T) {
 				want := c.want
 				if strings.Contains(g.names[d], "torch==2.6.0+cpu") {
 					want = "https://download.pytorch.org/whl/cpu"
-				} else if strings.Contains(line, "-r /run/deps/reqs/") && !strings.Contains(line, "--require-hashes") {
+				} else if strings.Contains(line, "-r /tmp/reqs/") && !strings.Contains(line, "--require-hashes") {
 					t.Errorf("%q: a layer of hashed pins installs without --require-hashes: %s", g.names[d], line)
 				}
 				if !strings.Contains(line, "--no-deps") || !strings.Contains(line, "--index-url "+want+" ") {

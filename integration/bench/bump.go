@@ -5,14 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/ktrdr/ktrdr-images/integration/world"
-	"github.com/ktrdr/ktrdr-images/internal/inspect"
 	"github.com/ktrdr/ktrdr-images/python/uvlock"
 	"github.com/ktrdr/ktrdr-images/variants"
-	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // BumpPackage is the heavy package the big_bump scenario moves: scipy, a
@@ -44,86 +41,6 @@ type PushedLayer struct {
 	Digest     string
 	Compressed int64
 	Dists      []string
-}
-
-// pushedLayers reads the images of one way after a build and describes the
-// blobs that build uploaded, once each.
-func (r *run) pushedLayers(ctx context.Context, o variants.Options, digests []string) ([]PushedLayer, error) {
-	byDigest := map[string]inspect.Layer{}
-	for _, n := range r.cfg.variants {
-		v, _ := variants.Lookup(n)
-		name, err := o.ImageName(v)
-		if err != nil {
-			return nil, err
-		}
-		img, err := r.ins.Inspect(ctx, inspect.NewRegistry(name, nil), ocispecs.Platform{OS: "linux", Architecture: "amd64"})
-		if err != nil {
-			return nil, fmt.Errorf("variant %s: %w", n, err)
-		}
-		for _, l := range img.Layers {
-			byDigest[l.Digest.String()] = l
-		}
-	}
-	var out []PushedLayer
-	seen := map[string]bool{}
-	for _, d := range digests {
-		l, ok := byDigest[d]
-		if !ok || seen[d] {
-			continue // a config blob, or pushed twice
-		}
-		seen[d] = true
-		p := PushedLayer{Digest: d, Compressed: l.Compressed}
-		for _, dist := range l.Distributions() {
-			p.Dists = append(p.Dists, dist.Name+" "+dist.Version)
-		}
-		out = append(out, p)
-	}
-	slices.SortFunc(out, func(a, b PushedLayer) int { return int(b.Compressed - a.Compressed) })
-	return out, nil
-}
-
-// bigBump is the big_bump scenario of one way: the lock's scipy moves to
-// another release, the images are built and pushed, and the pushed blobs
-// are classified: the one holding scipy (its own layer, for ours), and any
-// other pushed layer holding a package of at least 1 MiB in the lock (the
-// nvidia-* and torch layers above all).
-func (r *run) bigBump(ctx context.Context, way, dir string, o variants.Options) {
-	r.b.Helper()
-	if err := BumpLock(ctx, r.w, dir, filepath.Join(r.logs, fmt.Sprintf("%s-big-bump-lock.log", way))); err != nil {
-		r.b.Fatal(err)
-	}
-	_, push := r.build(ctx, way, "big_bump", dir, o)
-	r.res.Add("big_bump_pushed_bytes", way, "bytes", float64(push.Bytes))
-	layers, err := r.pushedLayers(ctx, o, push.Digests)
-	if err != nil {
-		r.b.Fatalf("%s big bump: reading the pushed layers: %v", way, err)
-	}
-	heavy := heavyNames(r.heavy)
-	var bumpBytes, others int64
-	var lines []string
-	for _, l := range layers {
-		has := func(pred func(string) bool) bool { return slices.ContainsFunc(l.Dists, pred) }
-		isBump := has(func(d string) bool { return d == BumpPackage+" "+world.BumpedScipy })
-		otherHeavy := has(func(d string) bool { n, _, _ := strings.Cut(d, " "); return heavy[n] && n != BumpPackage })
-		if isBump {
-			bumpBytes += l.Compressed
-		}
-		if otherHeavy {
-			others++
-		}
-		what := strings.Join(l.Dists, ", ")
-		if len(l.Dists) > 6 {
-			what = strings.Join(l.Dists[:6], ", ") + fmt.Sprintf(" and %d more", len(l.Dists)-6)
-		}
-		if what == "" {
-			what = "no distribution"
-		}
-		lines = append(lines, fmt.Sprintf("%s %s", human(float64(l.Compressed), "bytes"), what))
-	}
-	r.res.Add("big_bump_package_layer_bytes", way, "bytes", float64(bumpBytes))
-	r.res.Add("big_bump_other_heavy_layers_pushed", way, "count", float64(others))
-	r.logf("%-8s big bump: %d layers uploaded; the one with %s %s: %s; other layers with a heavy package: %d\n    %s",
-		way, len(layers), BumpPackage, world.BumpedScipy, human(float64(bumpBytes), "bytes"), others, strings.Join(lines, "\n    "))
 }
 
 // heavyNames are the packages of the example's lock whose wheel for
