@@ -61,7 +61,6 @@ type Env struct {
 	CompileBytecode bool
 }
 
-
 // Installer installs package layers into an empty venv. Both
 // implementations run as Env.User, write nothing outside the venv (a
 // tmpfs is mounted on /tmp and HOME points there; caches are cache mounts),
