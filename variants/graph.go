@@ -189,13 +189,18 @@ func graph(in Inputs, o Options, v Variant, b ourllb.Build, builder ourllb.Build
 	}
 
 	hasProject := len(v.Copy) > 0 || v.InstallProject
-	// The layers besides the package layers: the base's, the user, the
-	// runtime packages, the venv and the project.
-	fixed := len(rtBase.Config.RootFS.DiffIDs) + 2
+	// The layers besides the package layers, as the image has them: the
+	// base's, the user, the runtime packages, the venv (two: a diff exports
+	// one layer per step, the app dir and the venv) and the project (its
+	// copy and its install).
+	fixed := len(rtBase.Config.RootFS.DiffIDs) + 3
 	if len(o.RuntimePackages) > 0 {
 		fixed++
 	}
-	if hasProject {
+	if len(v.Copy) > 0 {
+		fixed++
+	}
+	if v.InstallProject {
 		fixed++
 	}
 	env := pythonEnv(o)

@@ -128,9 +128,19 @@ type built struct {
 
 func buildAll(t *testing.T, names []string, kv ...string) built {
 	t.Helper()
+	return buildEdited(t, names, nil, kv...)
+}
+
+// buildEdited is buildAll on inputs that edit changes first (the lock, to
+// make a package sdist-only).
+func buildEdited(t *testing.T, names []string, edit func(*variants.Inputs), kv ...string) built {
+	t.Helper()
 	in, err := build.LocalInputs(example)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(&in)
 	}
 	o := variants.DefaultOptions()
 	for i := 0; i+1 < len(kv); i += 2 {
@@ -465,33 +475,14 @@ func TestOneCachePerInstaller(t *testing.T) {
 func TestToolchainOnlyWhenNeeded(t *testing.T) {
 	graphs := func(sdistOnly string, kv ...string) map[string]graph {
 		t.Helper()
-		in, err := build.LocalInputs(example)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if sdistOnly != "" {
+		return buildEdited(t, nil, func(in *variants.Inputs) {
 			// The lock as it would be if the package had no wheel for
 			// linux/amd64: only its sdist.
 			for _, p := range in.Lock.PackagesNamed(sdistOnly) {
 				p.Wheels = nil
 				p.Sdist = &uvlock.Artifact{URL: "http://127.0.0.1:3141/files/" + p.Name + "-" + p.Version + ".tar.gz", Hash: "sha256:00", Size: 130_000}
 			}
-		}
-		o := variants.DefaultOptions()
-		for i := 0; i+1 < len(kv); i += 2 {
-			if err := o.Set(kv[i], kv[i+1]); err != nil {
-				t.Fatal(err)
-			}
-		}
-		imgs, err := variants.Graphs(context.Background(), in, o, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]graph{}
-		for _, img := range imgs {
-			out[img.Variant.Name] = decode(t, img.State, img)
-		}
-		return out
+		}, kv...).graphs
 	}
 	// installsOnToolchain lists the install steps that descend from the
 	// toolchain.
@@ -616,9 +607,9 @@ func TestBadOptions(t *testing.T) {
 		{[]string{"layer-threshold", "0"}, "option layer-threshold=0"},
 		{[]string{"layer-buckets", "0"}, "option layer-buckets=0: expected a number from 1 to 64"},
 		{[]string{"layer-budget", "200"}, "option layer-budget=200: expected a number from 10 to 125"},
-		// backend-dev needs 3 fixed layers (no base layers without a
+		// backend-dev needs 4 fixed layers (no base layers without a
 		// daemon) and 8 buckets: 10 cannot hold them.
-		{[]string{"layer-budget", "10"}, "variant backend-dev: option layer-budget=10: the image needs at least 11 layers"},
+		{[]string{"layer-budget", "10"}, "variant backend-dev: option layer-budget=10: the image needs at least 12 layers (4 of its base and fixed ones"},
 		{[]string{"toolchain-mode", "sometimes"}, "option toolchain-mode \"sometimes\": expected auto, always or never"},
 		{[]string{"compile-bytecode", "yes please"}, "option compile-bytecode=\"yes please\": expected true or false"},
 	} {
