@@ -1,8 +1,9 @@
 // Package llb is a small set of composable helpers over BuildKit's
 // client/llb for building Python application images without a Dockerfile:
-// a builder stage (base image, a toolchain apt layer with locked cache
-// mounts, an installer, a dependency environment grown in stacked layers, a
-// project layer), a runtime stage (an app user and group created first, a few
+// a builder stage (base image, an installer, an empty venv, and a toolchain
+// apt layer with locked cache mounts for what must be compiled), package
+// layers installed side by side into that empty venv and a project layer,
+// each a diff of its own, a runtime stage (an app user and group created first, a few
 // apt packages with no lists left behind), the assembly of a runtime image
 // from the builder's layers with llb.Diff and llb.Merge so that a layer
 // several images contain is one blob, and the image config merged onto the

@@ -31,7 +31,8 @@ type Options struct {
 	// libraries and the nvidia-* wheels are left out. Empty: CUDA comes from
 	// the locked nvidia-* wheels on PythonBase.
 	CUDABase string
-	// Installer is "uv" (uv sync --frozen) or "pip" (the pinned set).
+	// Installer is "uv" or "pip": either installs each package layer's pins
+	// from the lock with --no-deps and --require-hashes.
 	Installer string
 	// UVImage and UVVersion name the image the uv binary is taken from.
 	UVImage   string

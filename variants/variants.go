@@ -5,10 +5,12 @@
 // ktrdr-images knows KTRDR's image names.
 //
 // Pins turns a variant into the exact package set for one platform and
-// Python version (python/uvlock). Graphs (graph.go) composes the helpers of
-// package llb into the LLB graph of each requested variant, sharing the
-// builder and the stacked dependency layers between variants, under the
-// Options a platform team may override (options.go).
+// Python version (python/uvlock). AssignLayers (layers.go) splits those pins
+// into package layers by the sizes the lock records, and Graphs (graph.go)
+// composes the helpers of package llb into the LLB graph of each requested
+// variant, sharing the builder and every package layer with the same pins
+// between variants, under the Options a platform team may override
+// (options.go).
 package variants
 
 import (
