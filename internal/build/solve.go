@@ -154,6 +154,14 @@ func Spec(img variants.Image, o variants.Options) probe.Spec {
 		if v.InstallProject && img.Pins.Root != nil {
 			spec.Distributions[img.Pins.Root.Name] = img.Pins.Root.Version
 		}
+		// What the torch flavour left out because a CUDA base image
+		// provides it (the nvidia-* wheels).
+		if img.Pins.Flavour.CUDAFromBase {
+			spec.Provided = map[string]bool{}
+			for _, p := range img.Pins.Dropped {
+				spec.Provided[p.Name] = true
+			}
+		}
 	}
 	for _, m := range v.RunMounts {
 		spec.Mounted = append(spec.Mounted, path.Join(o.AppDir, m))

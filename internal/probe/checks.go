@@ -45,6 +45,9 @@ type Spec struct {
 	// must have installed: normalized name → version (the variant's pins
 	// and the project).
 	Distributions map[string]string
+	// Provided are packages left out on purpose because the base image
+	// provides them (normalized names): requirements on them are met.
+	Provided map[string]bool
 	// ServerTimeout bounds how long the server may take to answer.
 	ServerTimeout time.Duration
 }

@@ -83,13 +83,29 @@ func TestCompareDistributions(t *testing.T) {
 	}
 	want := map[string]string{"fastapi": "0.115.11", "starlette": "0.46.1", "pydantic": "2.10.6", "anyio": "4.8.0", "idna": "3.10",
 		"sqlalchemy": "2.0.40", "app": "1.0", "greenlet": "3.1.0", "torch": "2.6.0+cpu"}
-	if p := CompareDistributions(good, want, env); len(p) != 0 {
+	if p, _ := CompareDistributions(good, want, nil, env); len(p) != 0 {
 		t.Fatalf("a consistent environment fails: %v", p)
+	}
+	// On a CUDA base the nvidia-* wheels torch requires are left out on
+	// purpose: met by the base, counted, not a problem.
+	cuda := append([]Dist{}, good...)
+	cuda[8] = Dist{Name: "torch", Version: "2.6.0", Requires: []string{`nvidia-cublas-cu12==12.4.5.8; platform_system == "Linux"`}}
+	cudaWant := map[string]string{}
+	for k, v := range want {
+		cudaWant[k] = v
+	}
+	cudaWant["torch"] = "2.6.0"
+	if p, n := CompareDistributions(cuda, cudaWant, map[string]bool{"nvidia-cublas-cu12": true}, env); len(p) != 0 || n != 1 {
+		t.Errorf("CUDA base: problems %v, %d met by the base; want none and 1", p, n)
+	}
+	if p, _ := CompareDistributions(cuda, cudaWant, nil, env); len(p) != 1 {
+		t.Errorf("without the base, a missing nvidia-cublas-cu12 is not reported: %v", p)
 	}
 	bad := append([]Dist{}, good[:7]...) // no greenlet, no torch
 	bad = append(bad, Dist{Name: "torch", Version: "2.6.0"}, Dist{Name: "black", Version: "25.1.0"}, Dist{Name: "idna", Version: "3.10", Path: "/elsewhere"})
 	bad[1].Version = "0.48.0"
-	got := strings.Join(CompareDistributions(bad, want, env), "\n")
+	problems, _ := CompareDistributions(bad, want, nil, env)
+	got := strings.Join(problems, "\n")
 	for _, w := range []string{
 		"black 25.1.0 is installed but not pinned",
 		"greenlet 3.1.0 is pinned but not installed",

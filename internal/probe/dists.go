@@ -44,7 +44,7 @@ func checkDistributions(ctx context.Context, c *Container, spec Spec) Result {
 	if err != nil {
 		return result(name, fmt.Errorf("the image's python %q: %w", out.Python, err), "")
 	}
-	problems := CompareDistributions(out.Dists, spec.Distributions, env)
+	problems, provided := CompareDistributions(out.Dists, spec.Distributions, spec.Provided, env)
 	if len(problems) > 0 {
 		more := ""
 		if len(problems) > 8 {
@@ -57,14 +57,29 @@ func checkDistributions(ctx context.Context, c *Container, spec Spec) Result {
 	for _, d := range out.Dists {
 		reqs += len(d.Requires)
 	}
-	return result(name, nil, fmt.Sprintf("%d distributions in %s, all pinned versions; %d requirements checked, all met", len(out.Dists), out.Prefix, reqs))
+	detail := fmt.Sprintf("%d distributions in %s, all pinned versions; %d requirements checked, all met", len(out.Dists), out.Prefix, reqs)
+	if provided > 0 {
+		detail += fmt.Sprintf(" (%d of them by the base image: %s)", provided, strings.Join(sortedKeys(spec.Provided), ", "))
+	}
+	return result(name, nil, detail)
+}
+
+func sortedKeys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // CompareDistributions returns what is wrong with the installed dists
 // against the expected name (normalized) → version set, and the unmet
-// requirements, sorted; none when all is right.
-func CompareDistributions(dists []Dist, want map[string]string, env pep508.Environment) []string {
-	var problems []string
+// requirements, sorted; none when all is right. A requirement on a package
+// of provided (left out on purpose: the nvidia-* wheels of a CUDA torch on
+// a CUDA base image, which ships those libraries) is met by the base; the
+// count of such requirements is returned.
+func CompareDistributions(dists []Dist, want map[string]string, provided map[string]bool, env pep508.Environment) (problems []string, byBase int) {
 	installed := map[string]Dist{}
 	for _, d := range dists {
 		n := pep508.NormalizeName(d.Name)
@@ -128,6 +143,10 @@ func CompareDistributions(dists []Dist, want map[string]string, env pep508.Envir
 				via += "[" + nd.extra + "]"
 			}
 			dep, ok := installed[r.NormalizedName()]
+			if !ok && provided[r.NormalizedName()] {
+				byBase++
+				continue
+			}
 			if !ok {
 				problems = append(problems, fmt.Sprintf("%s requires %s, which is not installed", via, line))
 				continue
@@ -141,7 +160,7 @@ func CompareDistributions(dists []Dist, want map[string]string, env pep508.Envir
 		}
 	}
 	sort.Strings(problems)
-	return problems
+	return problems, byBase
 }
 
 func sameVersion(a, b string) bool {
