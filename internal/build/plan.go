@@ -98,12 +98,9 @@ func Plans(ctx context.Context, images []variants.Image) ([]Plan, error) {
 			}
 			p.Env = append(p.Env, l)
 		}
-		if dgsts, err := partDigests(ctx, img); err == nil {
-			for i := range p.Env {
-				p.Env[i].Digest = dgsts["pkg "+p.Env[i].Name]
-			}
-		} else {
-			return nil, fmt.Errorf("variant %s: %w", img.Variant.Name, err)
+		dgsts := partDigests(ops, img)
+		for i := range p.Env {
+			p.Env[i].Digest = dgsts["pkg "+p.Env[i].Name]
 		}
 		out = append(out, p)
 	}
@@ -126,25 +123,26 @@ func Plans(ctx context.Context, images []variants.Image) ([]Plan, error) {
 	return out, nil
 }
 
-// partDigests maps each of an image's parts to the digest of its vertex.
-func partDigests(ctx context.Context, img variants.Image) (map[string]digest.Digest, error) {
+// partDigests maps each of a merged image's parts to the digest of its
+// vertex, read from the image's decoded ops: the last op points at the
+// merge, whose inputs are the base and then the parts, in order. Images
+// not assembled by one merge of their parts (plain copies) get none.
+func partDigests(ops []PlanOp, img variants.Image) map[string]digest.Digest {
 	out := map[string]digest.Digest{}
-	for _, part := range img.Parts {
-		def, err := part.State.Marshal(ctx, llb.Platform(img.Platform))
-		if err != nil {
-			return nil, fmt.Errorf("marshaling layer %s: %w", part.Name, err)
+	n := len(ops)
+	if !img.Shared || n < 2 || len(ops[n-1].Op.Inputs) != 1 {
+		return out
+	}
+	root := digest.Digest(ops[n-1].Op.Inputs[0].Digest)
+	for _, op := range ops {
+		if op.Digest != root || op.Op.GetMerge() == nil || len(op.Op.Inputs) != len(img.Parts)+1 {
+			continue
 		}
-		ops, err := DecodeOps(def)
-		if err != nil {
-			return nil, err
-		}
-		// The last op only points at the result: its input is the layer's
-		// own vertex.
-		if n := len(ops); n > 0 && len(ops[n-1].Op.Inputs) == 1 {
-			out[part.Name] = digest.Digest(ops[n-1].Op.Inputs[0].Digest)
+		for i, part := range img.Parts {
+			out[part.Name] = digest.Digest(op.Op.Inputs[i+1].Digest)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // WriteLayers prints each image's layers as a table: the package layers
