@@ -38,6 +38,13 @@ type buildArgs struct {
 	probe    bool
 	push     bool
 	noCache  bool
+	// The supply-chain flags (build --sbom, --sbom-out, --provenance,
+	// --secret, --export-cache).
+	sbom        bool
+	sbomOut     string
+	provenance  string
+	secrets     []string
+	exportCache []string
 }
 
 func runBuild(t *testing.T, w *world.World, a buildArgs) (*build.Report, error) {
@@ -60,6 +67,7 @@ func runBuild(t *testing.T, w *world.World, a buildArgs) (*build.Report, error) 
 		ContextDir: a.dir, Variants: a.variants, Options: a.opts,
 		Probe: a.probe, Push: a.push, Inspect: a.push, NoCache: a.noCache,
 		Progress: "plain", ProgressOut: logf,
+		SBOM: a.sbom, SBOMOut: a.sbomOut, Provenance: a.provenance, Secrets: a.secrets, ExportCache: a.exportCache,
 	})
 	t.Logf("build of %v took %s", a.variants, time.Since(start).Round(time.Second))
 	if err != nil {

@@ -59,6 +59,58 @@ type Env struct {
 	// CompileBytecode writes .pyc files at install time (uv's
 	// --compile-bytecode; pip's default), into each package's own layer.
 	CompileBytecode bool
+	// IndexAuth, when set, gives the install steps credentials for the
+	// indexes, from a BuildKit secret.
+	IndexAuth *IndexAuth
+}
+
+// IndexAuth are an index's credentials, kept in a BuildKit secret. They
+// reach the installers only inside each install step: the secret is
+// mounted (never a layer, an env of the image or a cache key) and NETRC
+// names a netrc file, which both uv and pip read. With Username empty the
+// secret is a netrc file itself; else it holds the password or token, and
+// the step writes a netrc for Hosts on its /tmp tmpfs, which no layer
+// keeps.
+type IndexAuth struct {
+	SecretID string
+	Username string
+	// Hosts are the host names the credentials are for (the indexes'
+	// hosts; netrc matches names, not ports).
+	Hosts []string
+}
+
+// secretDir is where install steps find the index secret.
+const secretDir = "/run/secrets"
+
+// options mounts the secret and points NETRC at the netrc.
+func (a *IndexAuth) options(u User) []llb.RunOption {
+	if a == nil {
+		return nil
+	}
+	uid, gid := u.UID, u.GID
+	mount := secretDir + "/ktrdr-index-auth"
+	netrc := mount
+	if a.Username != "" {
+		netrc = "/tmp/.netrc"
+	}
+	return []llb.RunOption{
+		llb.AddSecret(mount, llb.SecretID(a.SecretID), llb.SecretFileOpt(uid, gid, 0o400)),
+		llb.AddEnv("NETRC", netrc),
+	}
+}
+
+// prefix is the command that writes the step's netrc from a password
+// secret ("" when the secret is a netrc already).
+func (a *IndexAuth) prefix() string {
+	if a == nil || a.Username == "" {
+		return ""
+	}
+	var lines []string
+	for _, h := range a.Hosts {
+		lines = append(lines, fmt.Sprintf(`printf 'machine %%s login %%s password %%s\n' %s %s "$(cat %s)" >> /tmp/.netrc`,
+			shellQuote(h), shellQuote(a.Username), secretDir+"/ktrdr-index-auth"))
+	}
+	return "umask 077; " + strings.Join(lines, "; ") + "; umask 022; "
 }
 
 // Installer installs package layers into an empty venv. Both
@@ -122,14 +174,16 @@ func mkfileOpts(b Build, opts ...llb.MkfileOption) []llb.MkfileOption {
 // commonRun are the run options every install step has. The step's name
 // is metadata: it does not enter the vertex digest, so the same pins give
 // the same vertex whatever layer or variant names them.
-func commonRun(env Env, name string) []llb.RunOption {
-	return append(env.stepEnv(),
+func commonRun(env Env, name, cmd string) []llb.RunOption {
+	opts := append(env.stepEnv(),
 		llb.User(env.User.IDs()),
 		llb.AddEnv("HOME", "/tmp"),
 		llb.AddEnv("PYTHONDONTWRITEBYTECODE", "1"),
 		llb.AddMount("/tmp", llb.Scratch(), llb.Tmpfs()),
 		llb.WithCustomName(name),
+		shell(env.IndexAuth.prefix()+cmd),
 	)
+	return append(opts, env.IndexAuth.options(env.User)...)
 }
 
 // byIndex groups requirements by index, default index ("") first.
@@ -158,6 +212,9 @@ func ValidateIndexURL(option, s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
 		return fmt.Errorf("%s %q: %w", option, s, err)
+	}
+	if u.User != nil {
+		return fmt.Errorf("%s: the URL carries credentials, which would be written into the build graph, its cache keys and the progress log: give them as a BuildKit secret instead (--secret id=ID,env=VAR and the index-auth-secret option)", option)
 	}
 	switch u.Scheme {
 	case "http", "https":

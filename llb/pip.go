@@ -70,8 +70,7 @@ func (p Pip) Install(st llb.State, layer Layer, env Env) llb.State {
 		}
 		return cmd + " -r " + file
 	})
-	opts := append(commonRun(env, layerName("pip install", layerTitle(layer))),
-		shell(strings.Join(cmds, " && ")),
+	opts := append(commonRun(env, layerName("pip install", layerTitle(layer)), strings.Join(cmds, " && ")),
 		p.cache(env),
 	)
 	return st.Run(opts...).Root()
@@ -123,8 +122,7 @@ func (p Pip) InstallProject(st llb.State, env Env) llb.State {
 		cmd += " --index-url " + shellQuote(env.IndexURL)
 	}
 	cmd += " " + shellQuote(env.AppDir)
-	opts := append(commonRun(env, "[builder] pip install the project"),
-		shell(cmd),
+	opts := append(commonRun(env, "[builder] pip install the project", cmd),
 		p.cache(env),
 	)
 	return st.Run(opts...).Root()

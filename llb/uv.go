@@ -58,8 +58,7 @@ func (u UV) Prepare(builder llb.State, env Env) llb.State {
 }
 
 func (u UV) run(env Env, name, cmd string) []llb.RunOption {
-	return append(commonRun(env, name),
-		shell(cmd),
+	return append(commonRun(env, name, cmd),
 		llb.AddEnv("UV_CACHE_DIR", "/tmp/.uv-cache"),
 		llb.AddEnv("UV_LINK_MODE", "copy"),
 		llb.AddEnv("UV_PYTHON_DOWNLOADS", "never"),

@@ -3,7 +3,9 @@ package variants
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"path"
+	"sort"
 	"strings"
 	"time"
 
@@ -146,6 +148,9 @@ func Graphs(ctx context.Context, in Inputs, o Options, names []string) ([]Image,
 	if env.IndexURL == "" && env.LockIndex != uvlock.DefaultIndex {
 		env.IndexURL = env.LockIndex
 	}
+	if o.IndexAuthSecret != "" {
+		env.IndexAuth = &ourllb.IndexAuth{SecretID: o.IndexAuthSecret, Username: o.IndexUsername, Hosts: indexHosts(env.IndexURL, env.LockIndex, o.CPUIndexURL, o.CUDAIndexURL)}
+	}
 	builder := ourllb.NewBuilder(pyBase.State, o.Toolchain, o.installer(), env)
 	runtimes := map[string]ourllb.Runtime{}
 
@@ -276,6 +281,12 @@ func imageConfig(in Inputs, o Options, v Variant, name, baseRef string) ourllb.I
 	if o.SourceDateEpoch != nil {
 		labels["org.opencontainers.image.created"] = o.SourceDateEpoch.Format(time.RFC3339)
 	}
+	if o.Revision != "" {
+		labels["org.opencontainers.image.revision"] = o.Revision
+	}
+	if src := o.SourceURL(in.Project); src != "" {
+		labels["org.opencontainers.image.source"] = src
+	}
 	for k, val := range o.Labels {
 		labels[k] = val
 	}
@@ -306,4 +317,21 @@ func imageTitle(ref string) string {
 		name = name[:i]
 	}
 	return path.Base(name)
+}
+
+// indexHosts are the distinct host names of the index URLs, sorted: the
+// machines an index secret's netrc names.
+func indexHosts(urls ...string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range urls {
+		u, err := url.Parse(s)
+		if err != nil || u.Hostname() == "" || seen[u.Hostname()] {
+			continue
+		}
+		seen[u.Hostname()] = true
+		out = append(out, u.Hostname())
+	}
+	sort.Strings(out)
+	return out
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ktrdr/ktrdr-images/llb"
 	"github.com/ktrdr/ktrdr-images/python/pep508"
+	"github.com/ktrdr/ktrdr-images/python/pyproject"
 	"github.com/ktrdr/ktrdr-images/python/uvlock"
 )
 
@@ -64,6 +65,20 @@ type Options struct {
 	RuntimePackages []string
 	// Labels are added to every image's OCI labels (source, revision...).
 	Labels map[string]string
+	// Revision and Source are the org.opencontainers.image.revision and
+	// .source label and annotation ("": source from pyproject.toml's
+	// [project.urls], revision left out).
+	Revision string
+	Source   string
+	// Annotations puts the OCI keys (title, version, revision, source,
+	// created, description) on the manifests, and on the index when there
+	// is one, as well as in the labels.
+	Annotations bool
+	// IndexAuthSecret is the id of the BuildKit secret holding the
+	// indexes' credentials: a netrc file, or with IndexUsername the
+	// password or token (see llb.IndexAuth). "": no credentials.
+	IndexAuthSecret string
+	IndexUsername   string
 	// SourceDateEpoch fixes timestamps (SOURCE_DATE_EPOCH); nil: unset.
 	SourceDateEpoch *time.Time
 	// CacheNS prefixes cache mount ids.
@@ -134,6 +149,7 @@ func DefaultOptions() Options {
 		LayerBuckets:    DefaultLayerBuckets,
 		LayerBudget:     DefaultLayerBudget,
 		ToolchainMode:   "auto",
+		Annotations:     true,
 	}
 }
 
@@ -163,6 +179,11 @@ var optionHelp = map[string]string{
 	"toolchain":         "builder apt packages, comma-separated",
 	"runtime-packages":  "runtime apt packages, comma-separated",
 	"label.KEY":         "an OCI label on every image",
+	"revision":          "source revision (a git commit): the org.opencontainers.image.revision label and annotation",
+	"source":            "source repository URL: the org.opencontainers.image.source label and annotation (default: pyproject.toml's [project.urls] Source, Repository or Homepage)",
+	"annotations":       "put the OCI keys on the manifests and index as annotations too (true or false)",
+	"index-auth-secret": "id of the BuildKit secret (--secret id=ID,...) with the package indexes' credentials: a netrc file, or the password or token of index-username",
+	"index-username":    "user name for the package indexes; the index-auth-secret secret is then its password or token",
 	"source-date-epoch": "SOURCE_DATE_EPOCH: seconds since 1970 for every timestamp",
 	"layer-threshold":   "packages whose wheel is at least this size get a layer each (bytes, or 512kB, 1MB, 16MiB...)",
 	"layer-buckets":     "number of layers the smaller packages share",
@@ -283,12 +304,33 @@ func (o *Options) Set(key, value string) error {
 		}
 	case "toolchain-mode":
 		o.ToolchainMode = value
-	case "compile-bytecode":
+	case "compile-bytecode", "annotations":
 		b, err := strconv.ParseBool(value)
 		if err != nil {
 			return bad("expected true or false")
 		}
-		o.CompileBytecode = b
+		if key == "annotations" {
+			o.Annotations = b
+		} else {
+			o.CompileBytecode = b
+		}
+	case "revision":
+		o.Revision = value
+	case "index-auth-secret":
+		if strings.ContainsAny(value, " /,=") {
+			return bad("expected a secret id (letters, digits, - and _)")
+		}
+		o.IndexAuthSecret = value
+	case "index-username":
+		if strings.ContainsAny(value, " \t\n'\"") {
+			return bad("expected a user name without spaces or quotes")
+		}
+		o.IndexUsername = value
+	case "source":
+		if value != "" && !strings.Contains(value, "://") {
+			return bad("expected a URL (https://...)")
+		}
+		o.Source = value
 	case "source-date-epoch":
 		n, err := strconv.ParseInt(value, 10, 64)
 		if err != nil || n < 0 {
@@ -331,6 +373,9 @@ func splitList(s string) []string {
 // Validate checks every option and returns the first problem, naming the
 // option and what was expected.
 func (o Options) Validate() error {
+	if o.IndexUsername != "" && o.IndexAuthSecret == "" {
+		return fmt.Errorf("option index-username=%q: needs index-auth-secret, the id of the secret holding its password or token", o.IndexUsername)
+	}
 	plat, err := pep508.ParsePlatform(o.Platform)
 	if err != nil {
 		return fmt.Errorf("option platform: %w", err)
@@ -516,4 +561,20 @@ func (o Options) app(v Variant) string {
 		return a
 	}
 	return v.App
+}
+
+// SourceURL is the source repository the images name: the source option,
+// else the project's [project.urls] (see pyproject.Project.SourceURL).
+func (o Options) SourceURL(p *pyproject.Project) string {
+	if o.Source != "" || p == nil {
+		return o.Source
+	}
+	return p.SourceURL()
+}
+
+// OCIAnnotationKeys are the labels that Annotations also puts on the
+// manifests and the index.
+var OCIAnnotationKeys = []string{
+	"org.opencontainers.image.title", "org.opencontainers.image.version", "org.opencontainers.image.revision",
+	"org.opencontainers.image.source", "org.opencontainers.image.created", "org.opencontainers.image.description",
 }

@@ -27,6 +27,9 @@ type buildFlags struct {
 	outputs, importCache, exportCache               []string
 	progress                                        string
 	report                                          string
+	sbom                                            bool
+	sbomOut, provenance                             string
+	secrets                                         []string
 }
 
 func newBuildCommand() *cobra.Command {
@@ -66,6 +69,10 @@ Options (--opt KEY=VALUE, repeatable):
 	fl.StringArrayVar(&f.exportCache, "export-cache", nil, "buildctl cache export, e.g. type=gha,scope={variant},mode=max (repeatable)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain, tty, rawjson or quiet")
 	fl.StringVar(&f.report, "report", "", "write the report as JSON to this file")
+	fl.BoolVar(&f.sbom, "sbom", false, "attach an SPDX 2.3 SBOM, made from the lock and the image's dpkg status, to each image (an in-toto attestation, as buildx --sbom)")
+	fl.StringVar(&f.sbomOut, "sbom-out", "", "also write each image's SBOM to DIR/VARIANT.spdx.json")
+	fl.StringVar(&f.provenance, "provenance", "", "attach SLSA provenance (BuildKit's): true (mode=min), mode=min or mode=max; false or empty: none")
+	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for the install steps, buildctl's syntax: id=ID[,src=FILE|,env=VAR] (repeatable; see index-auth)")
 	return cmd
 }
 
@@ -117,6 +124,10 @@ func runBuild(ctx context.Context, w io.Writer, f buildFlags) error {
 	default:
 		return fmt.Errorf("option --progress: %q: expected auto, plain, tty, rawjson or quiet", f.progress)
 	}
+	provenance, err := build.ParseProvenance(f.provenance)
+	if err != nil {
+		return fmt.Errorf("option --provenance: %w", err)
+	}
 	c, addr, err := newClient(ctx, f)
 	if err != nil {
 		return err
@@ -137,6 +148,10 @@ func runBuild(ctx context.Context, w io.Writer, f buildFlags) error {
 		ExportCache: f.exportCache,
 		Progress:    f.progress,
 		Inspect:     f.push,
+		SBOM:        f.sbom,
+		SBOMOut:     f.sbomOut,
+		Provenance:  provenance,
+		Secrets:     f.secrets,
 	})
 	if rep != nil {
 		build.WriteTable(w, rep)

@@ -2,6 +2,7 @@ package world
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -133,8 +134,9 @@ const (
 func indexService(l layout) *service {
 	dir := l.path("index", "current")
 	return &service{
-		name:     "index",
-		argv:     []string{l.bin("ktrdr-world"), "serve-index", "--addr", l.index, "--dir", dir},
+		name: "index",
+		argv: []string{l.bin("ktrdr-world"), "serve-index", "--addr", l.index, "--dir", dir,
+			"--private-addr", l.privateIndex(), "--private-credentials", l.privateCredentialsFile()},
 		env:      baseEnv(),
 		marker:   dir,
 		endpoint: l.index,
@@ -150,7 +152,7 @@ func indexService(l layout) *service {
 			if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(b)) != indexHealthPrefix+dir {
 				return fmt.Errorf("%s answered %s %q, not the index server of %s", l.index, resp.Status, b, dir)
 			}
-			return nil
+			return privateHealthy(ctx, l)
 		},
 	}
 }
@@ -182,7 +184,10 @@ const jsonSimpleType = "application/vnd.pypi.simple.v1+json"
 // Up writes them) over HTTP until ctx is done. The command
 // `ktrdr-world serve-index` runs it, so that the index outlives the process
 // that brought the world up.
-func ServeIndex(ctx context.Context, addr, dir string) error {
+//
+// With privateAddr set it serves the same index there too, behind basic
+// auth with the credentials in the JSON file credsFile (the private index).
+func ServeIndex(ctx context.Context, addr, dir, privateAddr, credsFile string) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc(indexHealthPath, func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, indexHealthPrefix+dir)
@@ -193,6 +198,24 @@ func ServeIndex(ctx context.Context, addr, dir string) error {
 		return fmt.Errorf("index server: %w", err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if privateAddr != "" {
+		b, err := os.ReadFile(credsFile)
+		if err != nil {
+			return fmt.Errorf("private index: %w", err)
+		}
+		var c PrivateCredentials
+		if err := json.Unmarshal(b, &c); err != nil || c.Password == "" || c.Token == "" {
+			return fmt.Errorf("private index: %s: expected JSON with username, password and token (%v)", credsFile, err)
+		}
+		pln, err := net.Listen("tcp", privateAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("private index server: %w", err)
+		}
+		psrv := &http.Server{Handler: requireAuth(c, indexHandler(dir)), ReadHeaderTimeout: 10 * time.Second}
+		go psrv.Serve(pln)
+		defer psrv.Close()
+	}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

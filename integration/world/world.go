@@ -280,7 +280,13 @@ func Up(ctx context.Context, opts Options) (_ *World, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := w.step("index-http", func() (string, error) { return w.ensureService(ctx, indexService(l)) }); err != nil {
+	if err := w.step("index-http", func() (string, error) {
+		// The private index's credentials exist before its server starts.
+		if _, err := l.privateCredentials(); err != nil {
+			return "", err
+		}
+		return w.ensureService(ctx, indexService(l))
+	}); err != nil {
 		return nil, err
 	}
 

@@ -61,6 +61,16 @@ func Frontend(ctx context.Context, c gwclient.Client) (*gwclient.Result, error) 
 	if err != nil {
 		return nil, err
 	}
+	// attest:sbom (docker buildx build --sbom=true, buildctl --opt
+	// attest:sbom=): the SPDX document is made here, from the lock, and
+	// attached, so BuildKit's own SBOM step (which would pull a scanner
+	// image) finds one and does nothing.
+	so := SolveOptions{Probe: probe, NoCache: bc.IsNoCache(""), AttachSBOM: bc.SBOM != nil}
+	so.Indexed = bc.MultiPlatformRequested || so.AttachSBOM || c.BuildOpts().Opts["attest:provenance"] != ""
+	var (
+		mu     sync.Mutex
+		solved = map[string]*Solved{}
+	)
 	rb, err := bc.Build(ctx, func(ctx context.Context, platform *ocispecs.Platform, idx int) (*dockerui.BuildResult, error) {
 		po := o
 		if platform != nil {
@@ -72,10 +82,13 @@ func Frontend(ctx context.Context, c gwclient.Client) (*gwclient.Result, error) 
 			return nil, err
 		}
 		pin.Bases = bases
-		s, err := Solve(ctx, c, pin, po, v.Name, SolveOptions{Probe: probe, NoCache: bc.IsNoCache("")})
+		s, err := Solve(ctx, c, pin, po, v.Name, so)
 		if err != nil {
 			return nil, err
 		}
+		mu.Lock()
+		solved[platformKey(s.Image.Platform)] = s
+		mu.Unlock()
 		ref, err := s.Result.SingleRef()
 		if err != nil {
 			return nil, err
@@ -85,6 +98,29 @@ func Frontend(ctx context.Context, c gwclient.Client) (*gwclient.Result, error) 
 	})
 	if err != nil {
 		return nil, err
+	}
+	// The result builder made a result of its own: carry each platform's
+	// attestations and annotations over to it.
+	if err := rb.EachPlatform(ctx, func(ctx context.Context, id string, p ocispecs.Platform) error {
+		mu.Lock()
+		s := solved[platformKey(p)]
+		mu.Unlock()
+		if s == nil {
+			return fmt.Errorf("platform %s: no image was built for it", id)
+		}
+		for _, a := range s.Attestations {
+			rb.AddAttestation(id, a)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	for _, s := range solved {
+		for k, v := range s.Result.Metadata {
+			if strings.HasPrefix(k, "annotation") {
+				rb.AddMeta(k, v)
+			}
+		}
 	}
 	return rb.Finalize()
 }

@@ -54,6 +54,50 @@ type RunOptions struct {
 	ProgressOut console.File
 	// Inspect measures pushed images from the registry for the report.
 	Inspect bool
+	// SBOM attaches each image's SPDX document as an attestation;
+	// SBOMOut, when set, is a directory each document is also written to
+	// (VARIANT.spdx.json), with or without SBOM.
+	SBOM    bool
+	SBOMOut string
+	// Provenance is BuildKit's attest:provenance value ("mode=min",
+	// "mode=max"), "" for none (see ParseProvenance).
+	Provenance string
+	// Secrets are buildctl --secret values the install steps may read
+	// (the index-auth option names which).
+	Secrets []string
+}
+
+// ParseProvenance reads a --provenance value as buildx does: "" or false
+// for none, true for mode=min, else comma-separated key=value pairs with
+// mode min or max. It returns BuildKit's attest:provenance value.
+func ParseProvenance(s string) (string, error) {
+	switch strings.ToLower(s) {
+	case "", "false", "0":
+		return "", nil
+	case "true", "1":
+		return "mode=min", nil
+	}
+	mode := ""
+	for _, f := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return "", fmt.Errorf("%q: expected true, false or mode=min|max", s)
+		}
+		switch k {
+		case "mode":
+			if v != "min" && v != "max" {
+				return "", fmt.Errorf("%q: mode %q: expected min or max", s, v)
+			}
+			mode = v
+		case "version", "builder-id", "reproducible", "inline-only", "filename":
+		default:
+			return "", fmt.Errorf("%q: unknown key %q: expected mode, version, builder-id, reproducible, inline-only or filename", s, k)
+		}
+	}
+	if mode == "" {
+		s = "mode=min," + s
+	}
+	return s, nil
 }
 
 // ImageReport is one row of the report: exactly the fields of --report.
@@ -266,7 +310,10 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 				var err error
 				vin := in
 				vin.Resolver = resolves.wrap(gw)
-				s, err = Solve(ctx, gw, vin, ro.Options, n, SolveOptions{Probe: ro.Probe, NoCache: ro.NoCache})
+				s, err = Solve(ctx, gw, vin, ro.Options, n, SolveOptions{
+					Probe: ro.Probe, NoCache: ro.NoCache,
+					SBOM: ro.SBOMOut != "", AttachSBOM: ro.SBOM, Indexed: ro.SBOM || ro.Provenance != "",
+				})
 				if err != nil {
 					return nil, err
 				}
@@ -329,6 +376,21 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 			r.Probes = []probe.Result{}
 		}
 		rep.Images = append(rep.Images, r)
+	}
+	if ro.SBOMOut != "" {
+		for _, n := range names {
+			s := solved[n]
+			if s == nil || s.SBOM == nil || errs[n] != nil {
+				continue
+			}
+			if err := os.MkdirAll(ro.SBOMOut, 0o755); err != nil {
+				return rep, fmt.Errorf("option --sbom-out: %w", err)
+			}
+			f := filepath.Join(ro.SBOMOut, n+".spdx.json")
+			if err := os.WriteFile(f, s.SBOM, 0o644); err != nil {
+				return rep, fmt.Errorf("option --sbom-out: %w", err)
+			}
+		}
 	}
 	if len(errs) > 0 {
 		return rep, &VariantError{Errors: errs}
@@ -405,13 +467,26 @@ func solveOpt(ro RunOptions, variant string, dockerConfig *configfile.ConfigFile
 	if err != nil {
 		return client.SolveOpt{}, fmt.Errorf("option --export-cache: %w", err)
 	}
+	sess := []session.Attachable{authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{
+		AuthConfigProvider: authprovider.LoadAuthConfig(dockerConfig),
+	})}
+	if len(ro.Secrets) > 0 {
+		sp, err := bkbuild.ParseSecret(ro.Secrets)
+		if err != nil {
+			return client.SolveOpt{}, fmt.Errorf("option --secret: %w", err)
+		}
+		sess = append(sess, sp)
+	}
+	attrs := map[string]string{}
+	if ro.Provenance != "" {
+		attrs["attest:provenance"] = ro.Provenance
+	}
 	return client.SolveOpt{
-		Exports:      exports,
-		CacheImports: imports,
-		CacheExports: cexports,
-		Session: []session.Attachable{authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{
-			AuthConfigProvider: authprovider.LoadAuthConfig(dockerConfig),
-		})},
+		Exports:       exports,
+		CacheImports:  imports,
+		CacheExports:  cexports,
+		FrontendAttrs: attrs,
+		Session:       sess,
 	}, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/containerd/platforms"
 	"github.com/ktrdr/ktrdr-images/internal/probe"
 	"github.com/ktrdr/ktrdr-images/variants"
 	"github.com/moby/buildkit/client/llb"
@@ -15,6 +16,7 @@ import (
 	commonexptypes "github.com/moby/buildkit/exporter/exptypes"
 	gwclient "github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/solver/pb"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Solved is one variant solved on a gateway: its graph, its probe results
@@ -23,6 +25,11 @@ type Solved struct {
 	Image  variants.Image
 	Probes []probe.Result
 	Result *gwclient.Result
+	// SBOM is the image's SPDX document when one was asked for;
+	// Attestations what goes into its attestation manifest (the SBOM when
+	// attached), keyed by the caller under the image's platform.
+	SBOM         []byte
+	Attestations []gwclient.Attestation
 }
 
 // ProbeError is returned when an image was built but a probe failed: the
@@ -60,6 +67,12 @@ type SolveOptions struct {
 	Probe bool
 	// NoCache solves every vertex again.
 	NoCache bool
+	// SBOM writes the image's SPDX document (Solved.SBOM); AttachSBOM
+	// also attaches it to the image as an in-toto attestation.
+	SBOM, AttachSBOM bool
+	// Indexed says the export makes an index (attestations or several
+	// platforms): the OCI annotations then go on the index too.
+	Indexed bool
 }
 
 // Solve builds one variant on the gateway: the graph with base images
@@ -113,6 +126,32 @@ func Solve(ctx context.Context, gw gwclient.Client, in variants.Inputs, o varian
 	}
 	out := gwclient.NewResult()
 	out.SetRef(ref)
+	if so.SBOM || so.AttachSBOM {
+		s.SBOM, err = makeSBOM(ctx, ref, img, o, in)
+		if err != nil {
+			return nil, fmt.Errorf("variant %s: SBOM: %w", variant, err)
+		}
+	}
+	if so.AttachSBOM {
+		att, err := sbomAttestation(ctx, gw, s.SBOM, o.SourceDateEpoch)
+		if err != nil {
+			return nil, fmt.Errorf("variant %s: %w", variant, err)
+		}
+		s.Attestations = append(s.Attestations, att)
+		out.AddAttestation(platformKey(img.Platform), att)
+	}
+	if o.Annotations {
+		for _, k := range variants.OCIAnnotationKeys {
+			v, ok := img.Config.Config.Labels[k]
+			if !ok {
+				continue
+			}
+			out.AddMeta(exptypes.AnnotationManifestKey(nil, k), []byte(v))
+			if so.Indexed || so.AttachSBOM {
+				out.AddMeta(exptypes.AnnotationIndexKey(k), []byte(v))
+			}
+		}
+	}
 	cfg, err := json.Marshal(img.Config)
 	if err != nil {
 		return nil, err
@@ -126,6 +165,12 @@ func Solve(ctx context.Context, gw gwclient.Client, in variants.Inputs, o varian
 	}
 	s.Result = out
 	return s, nil
+}
+
+// platformKey is the key BuildKit's exporter finds a single-platform
+// result's attestations under (exptypes.ParsePlatforms).
+func platformKey(p ocispecs.Platform) string {
+	return platforms.FormatAll(platforms.Normalize(p))
 }
 
 // Spec derives what the probes check from the variant and the options.

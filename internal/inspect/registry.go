@@ -102,3 +102,70 @@ func fetchAll(ctx context.Context, f remotes.Fetcher, d ocispecs.Descriptor) ([]
 	defer rc.Close()
 	return io.ReadAll(io.LimitReader(rc, 16<<20))
 }
+
+// Top is what a reference names in the registry: its descriptor and the
+// raw manifest or index.
+func (r *Registry) Top(ctx context.Context) (ocispecs.Descriptor, []byte, error) {
+	f, desc, err := r.resolve(ctx)
+	if err != nil {
+		return ocispecs.Descriptor{}, nil, err
+	}
+	dt, err := fetchAll(ctx, f, desc)
+	if err != nil {
+		return ocispecs.Descriptor{}, nil, fmt.Errorf("fetching %s: %w", r.Ref, err)
+	}
+	return desc, dt, nil
+}
+
+// Statement is one in-toto statement of an image's attestation manifest.
+type Statement struct {
+	// PredicateType is the layer's in-toto.io/predicate-type annotation.
+	PredicateType string
+	// Raw is the statement as stored.
+	Raw []byte
+}
+
+// Attestations returns the in-toto statements BuildKit attached to the
+// image of platform p (its attestation manifest's layers), and the
+// digest of the image manifest they refer to. A reference to a plain
+// manifest has none.
+func (r *Registry) Attestations(ctx context.Context, p ocispecs.Platform) ([]Statement, digest.Digest, error) {
+	desc, dt, err := r.Top(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	if !isIndex(desc.MediaType, dt) {
+		return nil, desc.Digest, nil
+	}
+	var idx ocispecs.Index
+	if err := json.Unmarshal(dt, &idx); err != nil {
+		return nil, "", fmt.Errorf("%s: index: %w", r.Ref, err)
+	}
+	img, err := pickManifest(idx, p)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", r.Ref, err)
+	}
+	f, _, _ := r.resolve(ctx)
+	var out []Statement
+	for _, d := range idx.Manifests {
+		if d.Annotations["vnd.docker.reference.type"] != "attestation-manifest" || d.Annotations["vnd.docker.reference.digest"] != img.Digest.String() {
+			continue
+		}
+		mdt, err := fetchAll(ctx, f, d)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: attestation manifest %s: %w", r.Ref, d.Digest, err)
+		}
+		var m ocispecs.Manifest
+		if err := json.Unmarshal(mdt, &m); err != nil {
+			return nil, "", fmt.Errorf("%s: attestation manifest %s: %w", r.Ref, d.Digest, err)
+		}
+		for _, l := range m.Layers {
+			b, err := fetchAll(ctx, f, l)
+			if err != nil {
+				return nil, "", fmt.Errorf("%s: attestation %s: %w", r.Ref, l.Digest, err)
+			}
+			out = append(out, Statement{PredicateType: l.Annotations["in-toto.io/predicate-type"], Raw: b})
+		}
+	}
+	return out, img.Digest, nil
+}

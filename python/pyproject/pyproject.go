@@ -31,6 +31,9 @@ type Project struct {
 	// Name is the project name as written; NormalizedName gives the PEP 503 form.
 	Name    string
 	Version string
+	// Description is [project].description; URLs is [project.urls].
+	Description string
+	URLs        map[string]string
 	// RequiresPython is the raw requires-python specifier ("" when absent).
 	RequiresPython string
 	// Dependencies are the runtime requirements of [project].dependencies.
@@ -42,6 +45,19 @@ type Project struct {
 	DependencyGroups map[string][]GroupEntry
 	BuildSystem      BuildSystem
 	UV               UVSettings
+}
+
+// SourceURL is the project's source repository from [project.urls]: the
+// first of Source, Repository, Homepage (any case), "" when none is given.
+func (p *Project) SourceURL() string {
+	for _, want := range []string{"source", "repository", "source code", "homepage"} {
+		for k, v := range p.URLs {
+			if strings.EqualFold(k, want) {
+				return v
+			}
+		}
+	}
+	return ""
 }
 
 // GroupEntry is one entry of a dependency group: either a requirement or an
@@ -187,6 +203,8 @@ type raw struct {
 		Dependencies         []string            `toml:"dependencies"`
 		OptionalDependencies map[string][]string `toml:"optional-dependencies"`
 		Dynamic              []string            `toml:"dynamic"`
+		Description          string              `toml:"description"`
+		URLs                 map[string]string   `toml:"urls"`
 	} `toml:"project"`
 	DependencyGroups map[string][]any `toml:"dependency-groups"`
 	BuildSystem      *struct {
@@ -220,6 +238,8 @@ func Parse(path string, data []byte) (*Project, error) {
 		Path:                 path,
 		Name:                 r.Project.Name,
 		Version:              r.Project.Version,
+		Description:          r.Project.Description,
+		URLs:                 r.Project.URLs,
 		RequiresPython:       r.Project.RequiresPython,
 		OptionalDependencies: map[string][]pep508.Requirement{},
 		DependencyGroups:     map[string][]GroupEntry{},

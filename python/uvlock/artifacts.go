@@ -154,6 +154,9 @@ type Chosen struct {
 	Size int64
 	// Build is true for an sdist: the package is compiled on the target.
 	Build bool
+	// URL is where the lock says the artifact is (its url, else its path);
+	// Hash the lock's hash of it ("sha256:...", "" when it records none).
+	URL, Hash string
 }
 
 // ArtifactFor picks the artifact pin installs from on the target (CPython
@@ -169,11 +172,12 @@ func ArtifactFor(pin Pin, python, machine string) (c Chosen, ok bool) {
 	for _, w := range p.Wheels {
 		file := artifactFile(w)
 		if t, err := ParseWheelName(file); err == nil && t.Compatible(python, machine) {
-			return Chosen{File: path.Base(file), Size: w.Size}, true
+			return Chosen{File: path.Base(file), Size: w.Size, URL: file, Hash: w.Hash}, true
 		}
 	}
 	if p.Sdist != nil {
-		return Chosen{File: path.Base(artifactFile(*p.Sdist)), Size: p.Sdist.Size, Build: true}, true
+		file := artifactFile(*p.Sdist)
+		return Chosen{File: path.Base(file), Size: p.Sdist.Size, Build: true, URL: file, Hash: p.Sdist.Hash}, true
 	}
 	return Chosen{}, false
 }

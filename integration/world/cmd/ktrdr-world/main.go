@@ -38,7 +38,7 @@ func main() {
 }
 
 const usage = `usage: ktrdr-world [--cache DIR] [--registry HOST:PORT] [--index HOST:PORT] up|env|down
-       ktrdr-world serve-index --addr ADDR --dir DIR
+       ktrdr-world serve-index --addr ADDR --dir DIR [--private-addr ADDR --private-credentials FILE]
 
   up      bring the offline world up (idempotent) and leave it running;
           print what it is and how to point buildctl and pip at it
@@ -106,13 +106,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 		sf.SetOutput(stderr)
 		addr := sf.String("addr", world.IndexAddr, "listen address")
 		dir := sf.String("dir", "", "index directory")
+		privateAddr := sf.String("private-addr", "", "also serve the index here, behind basic auth")
+		creds := sf.String("private-credentials", "", "JSON file with the private index's username, password and token")
 		if err := sf.Parse(fs.Args()[1:]); err != nil {
 			return err
 		}
 		if *dir == "" {
 			return fmt.Errorf("serve-index: --dir is required")
 		}
-		return world.ServeIndex(ctx, *addr, *dir)
+		return world.ServeIndex(ctx, *addr, *dir, *privateAddr, *creds)
 	default:
 		fs.Usage()
 		return fmt.Errorf("unknown command %q", cmd)
