@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/ktrdr/ktrdr-images/python/uvlock"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/sirupsen/logrus"
 )
 
 // statement is an in-toto statement as BuildKit stores it.
@@ -357,6 +359,9 @@ func TestPrivateIndex(t *testing.T) {
 		}
 		return buildArgs{dir: example, variants: []string{"backend-prod"}, opts: o, probe: true}
 	}
+	// The local cache export's content store logs benign retries.
+	logrus.SetLevel(logrus.FatalLevel)
+	defer logrus.SetLevel(logrus.InfoLevel)
 	dir := t.TempDir()
 	t.Setenv("KTRDR_ITEST_INDEX_PASSWORD", creds.Password)
 	t.Setenv("KTRDR_ITEST_WRONG_PASSWORD", "not-"+creds.Password)
@@ -374,6 +379,10 @@ func TestPrivateIndex(t *testing.T) {
 				return a
 			}(),
 		} {
+			// Secrets are not part of cache keys (as with a Dockerfile's
+			// secret mounts): layers cached from a build with the right
+			// credentials would be reused. Solve afresh.
+			a.noCache = true
 			_, err := runBuild(t, w, a)
 			if err == nil {
 				t.Errorf("%s: the build succeeded", name)
@@ -381,7 +390,7 @@ func TestPrivateIndex(t *testing.T) {
 			}
 			msg := err.Error()
 			t.Logf("%s: %s", name, lastLines(msg, 6))
-			if !strings.Contains(msg, "401") || !strings.Contains(msg, strings.TrimSuffix(url, "/simple")) {
+			if !strings.Contains(msg, "the package index "+url+" answered 401 Unauthorized") {
 				t.Errorf("%s: the error names neither the 401 nor the index %s:\n%s", name, url, msg)
 			}
 			if strings.Contains(msg, creds.Password) {
@@ -390,6 +399,7 @@ func TestPrivateIndex(t *testing.T) {
 		}
 		// A secret the client does not give is named.
 		a := base("itest-private-missing", "index-auth-secret", "nosuch")
+		a.noCache = true
 		if _, err := runBuild(t, w, a); err == nil || !strings.Contains(err.Error(), "nosuch") {
 			t.Errorf("missing secret: %v", err)
 		}
@@ -441,6 +451,16 @@ func TestPrivateIndex(t *testing.T) {
 		t.Fatal("the scan misses a planted password")
 	}
 	var scanned, blobs int64
+	scan := func(what string, b []byte) {
+		b = gunzipped(b)
+		blobs++
+		scanned += int64(len(b))
+		for _, s := range secrets {
+			if bytes.Contains(b, s) {
+				t.Errorf("a credential is in %s", what)
+			}
+		}
+	}
 	for _, ref := range refs {
 		reg := inspect.NewRegistry(ref, nil)
 		_, raw, err := reg.Top(ctx)
@@ -473,11 +493,7 @@ func TestPrivateIndex(t *testing.T) {
 			all = append(all, b)
 		}
 		for i, b := range all {
-			blobs++
-			scanned += int64(len(b))
-			if found(b) {
-				t.Errorf("%s: a credential is in blob %d of the image", ref, i)
-			}
+			scan(fmt.Sprintf("%s: blob %d", ref, i), b)
 		}
 	}
 	if err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
@@ -488,11 +504,7 @@ func TestPrivateIndex(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		blobs++
-		scanned += int64(len(b))
-		if found(b) {
-			t.Errorf("a credential is in %s", p)
-		}
+		scan(p, b)
 		return nil
 	}); err != nil {
 		t.Fatal(err)

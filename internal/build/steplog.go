@@ -1,6 +1,7 @@
 package build
 
 import (
+	"regexp"
 	"strings"
 
 	"github.com/moby/buildkit/client"
@@ -71,9 +72,37 @@ type StepError struct {
 	Err   error
 }
 
+var (
+	statusRe = regexp.MustCompile(`\b(401|403)( Unauthorized| Forbidden)?\b`)
+	urlRe    = regexp.MustCompile("https?://[^\\s)'\"`<>]+")
+)
+
+// Hint says in one line what a failed step's output means when it is a
+// package index refusing the installer (HTTP 401 or 403), "" otherwise:
+// uv and pip bury that under a resolver's "not found" or a traceback.
+func (e *StepError) Hint() string {
+	text := strings.Join(strings.Fields(strings.Join(e.Lines, " ")), " ")
+	st := statusRe.FindStringSubmatch(text)
+	if st == nil {
+		return ""
+	}
+	status := st[1] + st[2]
+	if st[2] == "" {
+		status += map[string]string{"401": " Unauthorized", "403": " Forbidden"}[st[1]]
+	}
+	index := "a package index"
+	if u := urlRe.FindString(text); u != "" {
+		index = "the package index " + strings.TrimRight(u, ".,;:")
+	}
+	return index + " answered " + status + ": the install step has no valid credentials for it; give them as a BuildKit secret (--secret id=ID,env=VAR or src=FILE) named by the index-auth-secret option (with index-username for a password or token)"
+}
+
 func (e *StepError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Err.Error())
+	if h := e.Hint(); h != "" {
+		b.WriteString("\n  " + h)
+	}
 	if len(e.Lines) > 0 {
 		b.WriteString("\n  the step " + e.Step + " printed last:")
 		for _, l := range e.Lines {

@@ -40,3 +40,23 @@ func TestStepLogExplains(t *testing.T) {
 		t.Errorf("kept %d lines (%q), want the last %d", len(lines), lines, keepLines)
 	}
 }
+
+func TestStepErrorHint(t *testing.T) {
+	uv := &StepError{Step: "uv pip install pandas", Err: errors.New("variant backend-prod: exit code: 1"), Lines: []string{
+		"  × No solution found when resolving dependencies:",
+		"  ╰─▶ Because numpy was not found in the package registry and you require",
+		"      numpy==2.2.4, we can conclude that your requirements are unsatisfiable.",
+		"      hint: An index URL (http://127.0.0.1:3142/simple) could not be queried",
+		"      due to a lack of valid authentication credentials (401 Unauthorized).",
+	}}
+	if h := uv.Hint(); !strings.Contains(h, "the package index http://127.0.0.1:3142/simple answered 401 Unauthorized") || !strings.Contains(uv.Error(), h) {
+		t.Errorf("uv: hint %q", h)
+	}
+	pip := &StepError{Err: errors.New("x"), Lines: []string{"ERROR: HTTP error 403 while getting https://idx.example/files/a-1.whl"}}
+	if h := pip.Hint(); !strings.Contains(h, "https://idx.example/files/a-1.whl answered 403 Forbidden") {
+		t.Errorf("pip: hint %q", h)
+	}
+	if h := (&StepError{Err: errors.New("x"), Lines: []string{"Hash mismatch for fastapi==0.115.0", "size 4010 bytes"}}).Hint(); h != "" {
+		t.Errorf("a hash mismatch got the hint %q", h)
+	}
+}
