@@ -306,6 +306,64 @@ func TestFrontendSBOM(t *testing.T) {
 	t.Logf("imagetools inspect: %s, %d packages, %d Python", got.SPDX.SPDXVersion, len(got.SPDX.Packages), len(py))
 }
 
+// TestBuildctlAttestations: buildctl through the frontend image with
+// --opt attest:sbom= and attest:provenance=mode=min, installing from the
+// private index with its password as a buildctl --secret: the pushed
+// index carries both attestations, and the SBOM names the private index.
+func TestBuildctlAttestations(t *testing.T) {
+	w := world.ForTest(t)
+	fe := frontendImage(t, w)
+	url, creds, err := w.PrivateIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KTRDR_ITEST_INDEX_PASSWORD", creds.Password)
+	ref := w.Registry + "/itest-buildctl-attest/ktrdr-backend:prod"
+	out, err := buildctlFrontend(t, w, fe, "backend-prod", "type=image,name="+ref+",push=true,rewrite-timestamp=true",
+		"--opt", "attest:sbom=", "--opt", "attest:provenance=mode=min",
+		"--opt", "build-arg:INDEX_URL="+url, "--opt", "build-arg:INDEX_AUTH_SECRET=idx", "--opt", "build-arg:INDEX_USERNAME="+creds.Username,
+		"--secret", "id=idx,env=KTRDR_ITEST_INDEX_PASSWORD")
+	if err != nil {
+		t.Fatalf("buildctl: %v\n%s", err, lastLines(out, 30))
+	}
+	if strings.Contains(out, creds.Password) {
+		t.Error("buildctl's progress output shows the password")
+	}
+	stmts, manifest, err := inspect.NewRegistry(ref, nil).Attestations(context.Background(), amd64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := map[string]statement{}
+	for _, s := range stmts {
+		var st statement
+		if err := json.Unmarshal(s.Raw, &st); err != nil {
+			t.Fatal(err)
+		}
+		types[st.PredicateType] = st
+		if bytes.Contains(s.Raw, []byte(creds.Password)) {
+			t.Errorf("the %s attestation holds the password", st.PredicateType)
+		}
+	}
+	st, ok := types[sbom.PredicateType]
+	if !ok || types["https://slsa.dev/provenance/v0.2"].Type == "" && types["https://slsa.dev/provenance/v1"].Type == "" {
+		t.Fatalf("attestations of %s: %v, want SPDX and provenance", manifest, keys(types))
+	}
+	var doc sbom.Document
+	if err := json.Unmarshal(st.Predicate, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var fromPrivate int
+	for _, p := range doc.Packages {
+		if strings.Contains(p.SourceInfo, url) {
+			fromPrivate++
+		}
+	}
+	t.Logf("buildctl through the frontend: %s attests %v; %d packages from %s", manifest, keys(types), fromPrivate, url)
+	if fromPrivate == 0 {
+		t.Errorf("no SBOM package names the private index %s", url)
+	}
+}
+
 func keys[V any](m map[string]V) []string {
 	var out []string
 	for k := range m {

@@ -612,6 +612,11 @@ func TestBadOptions(t *testing.T) {
 		{[]string{"layer-budget", "10"}, "variant backend-dev: option layer-budget=10: the image needs at least 12 layers (4 of its base and fixed ones"},
 		{[]string{"toolchain-mode", "sometimes"}, "option toolchain-mode \"sometimes\": expected auto, always or never"},
 		{[]string{"compile-bytecode", "yes please"}, "option compile-bytecode=\"yes please\": expected true or false"},
+		{[]string{"annotations", "maybe"}, "option annotations=\"maybe\": expected true or false"},
+		{[]string{"source", "example.org/ktrdr"}, "option source=\"example.org/ktrdr\": expected a URL"},
+		{[]string{"index-auth-secret", "a/b"}, "option index-auth-secret=\"a/b\": expected a secret id"},
+		{[]string{"index-username", "ci"}, "option index-username=\"ci\": needs index-auth-secret"},
+		{[]string{"index-url", "http://ci:hunter2@127.0.0.1:3142/simple"}, "option index-url: the URL carries credentials"},
 	} {
 		t.Run(tc.kv[0], func(t *testing.T) {
 			o := variants.DefaultOptions()
@@ -749,6 +754,75 @@ func TestPlainAndNetwork(t *testing.T) {
 			if e.Network != pb.NetMode_HOST {
 				t.Errorf("%s: %q runs on network %v, want host", img.Variant.Name, g.names[d], e.Network)
 			}
+		}
+	}
+}
+
+// TestIndexAuthSteps: with index-auth-secret every install step mounts the
+// secret and reads NETRC, and nothing else does; without it no step has a
+// secret. The credentials never enter the graph, so the same option gives
+// the same vertices whatever the secret holds.
+func TestIndexAuthSteps(t *testing.T) {
+	in, err := build.LocalInputs(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(o variants.Options) (installs, withSecret int, netrc []string) {
+		images, err := variants.Graphs(context.Background(), in, o, []string{"worker-cpu"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		def, err := images[0].State.Marshal(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, dt := range def.Def {
+			var op pb.Op
+			if err := op.UnmarshalVT(dt); err != nil {
+				t.Fatal(err)
+			}
+			ex := op.GetExec()
+			if ex == nil {
+				continue
+			}
+			cmd := strings.Join(ex.Meta.Args, " ")
+			install := strings.Contains(cmd, "pip install")
+			if install {
+				installs++
+			}
+			for _, m := range ex.Mounts {
+				if m.MountType == pb.MountType_SECRET {
+					if !install {
+						t.Errorf("a step that installs nothing mounts the secret: %s", cmd)
+					}
+					if m.SecretOpt.ID != "idx" || m.Dest != "/run/secrets/ktrdr-index-auth" {
+						t.Errorf("secret mount %+v", m)
+					}
+					withSecret++
+				}
+			}
+			for _, e := range ex.Meta.Env {
+				if strings.HasPrefix(e, "NETRC=") && install {
+					netrc = append(netrc, e)
+					if strings.Contains(e, "/tmp/.netrc") != strings.Contains(cmd, "printf 'machine %s login %s password %s\\n' 127.0.0.1 ci") {
+						t.Errorf("NETRC %s for a step whose command is %s", e, cmd)
+					}
+				}
+			}
+		}
+		return
+	}
+	o := variants.DefaultOptions()
+	o.IndexURL = "http://127.0.0.1:3142/simple"
+	if n, s, _ := count(o); n == 0 || s != 0 {
+		t.Fatalf("without index-auth-secret: %d install steps, %d with a secret", n, s)
+	}
+	for _, user := range []string{"", "ci"} {
+		a := o
+		a.IndexAuthSecret, a.IndexUsername = "idx", user
+		n, s, netrc := count(a)
+		if s != n || len(netrc) != n {
+			t.Errorf("index-username=%q: %d install steps, %d with the secret, %d with NETRC", user, n, s, len(netrc))
 		}
 	}
 }

@@ -59,3 +59,32 @@ func TestSolveOptSubstitutesAndPushes(t *testing.T) {
 		t.Errorf("an empty --output: %v", err)
 	}
 }
+
+func TestParseProvenance(t *testing.T) {
+	for in, want := range map[string]string{
+		"": "", "false": "", "true": "mode=min", "mode=max": "mode=max", "mode=min,version=v1": "mode=min,version=v1", "version=v1": "mode=min,version=v1",
+	} {
+		if got, err := ParseProvenance(in); err != nil || got != want {
+			t.Errorf("ParseProvenance(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for in, want := range map[string]string{"mode=full": `mode "full": expected min or max`, "max": "expected true, false or mode=min|max", "colour=blue": `unknown key "colour"`} {
+		if _, err := ParseProvenance(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseProvenance(%q): %v, want %q", in, err, want)
+		}
+	}
+}
+
+func TestSolveOptSecretsAndProvenance(t *testing.T) {
+	o := variants.DefaultOptions()
+	so, err := solveOpt(RunOptions{Options: o, Provenance: "mode=max", Secrets: []string{"id=idx,env=HOME"}}, "worker-cpu", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if so.FrontendAttrs["attest:provenance"] != "mode=max" || len(so.Session) != 2 {
+		t.Errorf("attrs %v, %d session attachables (want the auth and the secrets providers)", so.FrontendAttrs, len(so.Session))
+	}
+	if _, err := solveOpt(RunOptions{Options: o, Secrets: []string{"id=idx,src=/nonexistent/file"}}, "worker-cpu", nil); err == nil || !strings.Contains(err.Error(), "option --secret") {
+		t.Errorf("a secret file that does not exist: %v", err)
+	}
+}

@@ -62,8 +62,17 @@ func makeSBOM(ctx context.Context, ref gwclient.Reference, img variants.Image, o
 		if err != nil {
 			return nil, err
 		}
+		// The installers take the lock's default registry's pins from
+		// the index-url option when it is set (a mirror, a private index).
+		lockIndex := ""
+		if in.Lock != nil {
+			lockIndex = in.Lock.DefaultRegistry()
+		}
 		for _, p := range img.Pins.Pins {
 			sp := sbom.Python{Name: p.Name, Version: p.Version, Index: p.Index}
+			if o.IndexURL != "" && p.Index == lockIndex && o.IndexURL != lockIndex {
+				sp.Index, sp.LockedIndex = o.IndexURL, lockIndex
+			}
 			if c, ok := uvlock.ArtifactFor(p, env.PythonVersion, env.PlatformMachine); ok {
 				sp.URL = c.URL
 				sp.SHA256 = strings.TrimPrefix(c.Hash, "sha256:")

@@ -34,8 +34,9 @@ const PredicateType = "https://spdx.dev/Document"
 type Python struct {
 	Name, Version string
 	// Index is the package index the installer takes it from ("" for a
-	// package that is not from an index).
-	Index string
+	// package that is not from an index); LockedIndex, when set, the one
+	// the lock names, of which Index is a mirror.
+	Index, LockedIndex string
 	// URL is the artifact the lock records for the target; SHA256 its
 	// hash (hex, "" when the lock records none: a CPU torch from another
 	// index than the locked one).
@@ -219,6 +220,9 @@ func Make(in Input) (*Document, error) {
 		}
 		if p.Index != "" {
 			pkg.SourceInfo = "from the package index " + p.Index
+			if p.LockedIndex != "" {
+				pkg.SourceInfo += " (locked from " + p.LockedIndex + ")"
+			}
 		}
 		if p.SHA256 != "" {
 			pkg.Checksums = []Checksum{{Algorithm: "SHA256", ChecksumValue: p.SHA256}}
