@@ -5,6 +5,9 @@
 #   docker buildx bake worker-cpu --push
 #   REGISTRY=ghcr.io/me TAG=sha-abc docker buildx bake --push
 #   docker buildx bake --call=targets worker-cpu
+#   docker buildx bake --sbom=true --provenance=mode=max --push
+#   INDEX_URL=https://pypi.corp/simple INDEX_AUTH_SECRET=index INDEX_USERNAME=ci \
+#     INDEX_PASSWORD=... docker buildx bake --push
 #
 # Every ktrdr-images option is a build arg (see `ktrdr-images build --help`);
 # the variables below forward the common ones, empty meaning the default.
@@ -54,6 +57,25 @@ variable "CUDA_INDEX_URL" {
 variable "PROBE" {
   default = "true"
 }
+# OCI revision and source (labels, annotations, the SBOM's project entry).
+variable "REVISION" {
+  default = ""
+}
+variable "SOURCE" {
+  default = ""
+}
+# A private index: INDEX_AUTH_SECRET names the secret, INDEX_SECRET_FROM says
+# where buildx reads it (env=VAR or src=FILE); with INDEX_USERNAME it is the
+# password or token, without it a netrc file.
+variable "INDEX_AUTH_SECRET" {
+  default = ""
+}
+variable "INDEX_USERNAME" {
+  default = ""
+}
+variable "INDEX_SECRET_FROM" {
+  default = "env=INDEX_PASSWORD"
+}
 
 group "default" {
   targets = ["backend-dev", "backend-prod", "worker-cpu", "worker-gpu"]
@@ -74,7 +96,12 @@ target "_ktrdr" {
     CPU_INDEX_URL     = CPU_INDEX_URL
     CUDA_INDEX_URL    = CUDA_INDEX_URL
     PROBE             = PROBE
+    REVISION          = REVISION
+    SOURCE            = SOURCE
+    INDEX_AUTH_SECRET = INDEX_AUTH_SECRET
+    INDEX_USERNAME    = INDEX_USERNAME
   }
+  secret = INDEX_AUTH_SECRET == "" ? [] : ["id=${INDEX_AUTH_SECRET},${INDEX_SECRET_FROM}"]
 }
 
 target "backend-dev" {

@@ -17,6 +17,11 @@ import (
 	"github.com/ktrdr/ktrdr-images/internal/inspect"
 	"github.com/ktrdr/ktrdr-images/internal/sbom"
 	"github.com/ktrdr/ktrdr-images/python/uvlock"
+	"github.com/ktrdr/ktrdr-images/variants"
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/secrets/secretsprovider"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/sirupsen/logrus"
@@ -364,6 +369,55 @@ func TestBuildctlAttestations(t *testing.T) {
 	}
 }
 
+// scanInstallerCache greps the installer's cache mount, the one the
+// private builds used, for the password and the token, in a step that
+// mounts both as secrets (so the test puts neither into a graph).
+func scanInstallerCache(t *testing.T, w *world.World, o variants.Options, creds world.PrivateCredentials) {
+	t.Helper()
+	ctx := context.Background()
+	dir, mount, err := o.InstallerCache()
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := `n=$(find ` + dir + ` -type f | wc -l); b=$(du -sb ` + dir + ` | cut -f1)
+for s in /run/secrets/pw /run/secrets/tok; do if grep -rqF -f "$s" ` + dir + `; then echo "FOUND $s"; exit 3; fi; done
+echo "installer cache: $n files, $b bytes, no credential"`
+	st := llb.Image(o.PythonBase).Run(llb.Args([]string{"/bin/sh", "-c", script}), mount,
+		llb.AddSecret("/run/secrets/pw", llb.SecretID("pw")), llb.AddSecret("/run/secrets/tok", llb.SecretID("tok")),
+		llb.IgnoreCache, llb.WithCustomName("scan the installer cache for the credentials")).Root()
+	def, err := st.Marshal(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := w.Client(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sp := secretsprovider.FromMap(map[string][]byte{"pw": []byte(creds.Password), "tok": []byte(creds.Token)})
+	ch := make(chan *client.SolveStatus)
+	var logs bytes.Buffer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for s := range ch {
+			for _, l := range s.Logs {
+				logs.Write(l.Data)
+			}
+		}
+	}()
+	_, err = c.Solve(ctx, def, client.SolveOpt{Session: []session.Attachable{sp}}, ch)
+	<-done
+	out := strings.TrimSpace(logs.String())
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("the scan of the installer cache %s failed (a credential found?): %v\n%s", dir, err, out)
+	}
+	if strings.Contains(out, "installer cache: 0 files") {
+		t.Errorf("the installer cache %s is empty: the scan looked at the wrong mount", dir)
+	}
+}
+
 func keys[V any](m map[string]V) []string {
 	var out []string
 	for k := range m {
@@ -567,6 +621,7 @@ func TestPrivateIndex(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	scanInstallerCache(t, w, base("itest-private-pass").opts, creds)
 	if _, err := os.Stat(filepath.Join(sbomDir, "backend-prod.spdx.json")); err != nil {
 		t.Errorf("the SBOM was not written: %v", err)
 	}
