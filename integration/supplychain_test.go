@@ -450,7 +450,8 @@ func gunzipped(b []byte) []byte {
 // TestPrivateIndex builds backend-prod from the world's private index
 // (the index behind basic auth) with its credentials given as a BuildKit
 // secret, once as user and password (the step writes a netrc on its
-// tmpfs) and once as a netrc file holding the token; without credentials
+// tmpfs), the same with the pip installer, and once as a netrc file
+// holding the token; without credentials
 // and with a wrong password the build fails naming the index and the 401.
 // Then every layer of the images, their configs and history, the SBOM and
 // the exported BuildKit cache are scanned for the password and the token.
@@ -526,6 +527,11 @@ func TestPrivateIndex(t *testing.T) {
 			a.secrets = []string{"id=idx,env=KTRDR_ITEST_INDEX_PASSWORD"}
 			a.exportCache = []string{"type=local,dest=" + cache + ",mode=max"}
 			a.sbomOut, a.sbom = sbomDir, true
+			return a
+		}(),
+		"pip, password": func() buildArgs {
+			a := base("itest-private-pip", "installer", "pip", "index-auth-secret", "idx", "index-username", creds.Username)
+			a.secrets = []string{"id=idx,env=KTRDR_ITEST_INDEX_PASSWORD"}
 			return a
 		}(),
 		"netrc token": func() buildArgs {

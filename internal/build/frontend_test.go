@@ -55,3 +55,40 @@ func TestSubrequestAnswers(t *testing.T) {
 		t.Error("outline of an unknown target accepted")
 	}
 }
+
+// FuzzOptionsFromBuildArgs: any build arg, as a client may send it, is an
+// option, an error naming the build arg, or ignored (a client's own);
+// never a panic, and never options that fail their own validation.
+func FuzzOptionsFromBuildArgs(f *testing.F) {
+	for _, kv := range [][2]string{
+		{"PYTHON_BASE", "127.0.0.1:5000/library/python:3.13-slim"}, {"port.worker-cpu", "70000"}, {"LAYER_THRESHOLD", "1.5MiB"},
+		{"SOURCE_DATE_EPOCH", "-1"}, {"INDEX_URL", "http://u:p@h/simple"}, {"label.org.example", "x\x00y"}, {"image.worker-gpu", "UPPER/x"},
+		{"PROBE", "maybe"}, {"BUILDKIT_SYNTAX", "x"}, {"http_proxy", "http://p"}, {"INDEX_USERNAME", "ci"}, {"UID", "99999999999999999999"},
+	} {
+		f.Add(kv[0], kv[1])
+	}
+	f.Fuzz(func(t *testing.T, k, v string) {
+		o, _, err := OptionsFromBuildArgs(map[string]string{k: v})
+		if err != nil {
+			if !strings.Contains(err.Error(), "build-arg") && !strings.Contains(err.Error(), "option") {
+				t.Errorf("build-arg %q=%q: error naming neither the build arg nor an option: %v", k, v, err)
+			}
+			return
+		}
+		if err := o.Validate(); err != nil {
+			t.Errorf("build-arg %q=%q accepted, but the options do not validate: %v", k, v, err)
+		}
+	})
+}
+
+func FuzzParseProvenance(f *testing.F) {
+	for _, s := range []string{"", "true", "mode=max", "mode=min,version=v1", "mode", "=", ",,", "mode=max,mode=min"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseProvenance(s)
+		if err == nil && got != "" && !strings.HasPrefix(got, "mode=") && !strings.Contains(got, "mode=") {
+			t.Errorf("ParseProvenance(%q) = %q: no mode", s, got)
+		}
+	})
+}

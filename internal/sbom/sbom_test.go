@@ -243,3 +243,35 @@ Version: 14.2.0-19
 		t.Errorf("os-release: %q %q", id, v)
 	}
 }
+
+// FuzzParseDpkgStatus: any status file parses or errs with a line number,
+// and what parses makes a document that is valid JSON.
+func FuzzParseDpkgStatus(f *testing.F) {
+	f.Add([]byte("Package: libc6\nStatus: install ok installed\nVersion: 2.41-12\nArchitecture: amd64\n\n"))
+	f.Add([]byte(" leading continuation\n"))
+	f.Add([]byte("Package: a+b\nStatus: install ok installed\nVersion: 1:2~3\n\nPackage: a-b\nStatus: install ok installed\nVersion: 1:2~3\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		debs, err := ParseDpkgStatus(data)
+		if err != nil {
+			if !strings.Contains(err.Error(), "dpkg status") {
+				t.Errorf("error without context: %v", err)
+			}
+			return
+		}
+		d, err := Make(Input{Image: "x", Platform: "linux/amd64", Debian: debs})
+		if err != nil {
+			return
+		}
+		b, err := d.JSON()
+		if err != nil || !json.Valid(b) {
+			t.Errorf("invalid JSON from %d packages: %v", len(debs), err)
+		}
+		seen := map[string]bool{}
+		for _, p := range d.Packages {
+			if seen[p.SPDXID] {
+				t.Errorf("SPDXID %s twice", p.SPDXID)
+			}
+			seen[p.SPDXID] = true
+		}
+	})
+}
