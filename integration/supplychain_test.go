@@ -12,16 +12,12 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ktrdr/ktrdr-images/integration/world"
 	"github.com/ktrdr/ktrdr-images/internal/inspect"
 	"github.com/ktrdr/ktrdr-images/internal/sbom"
 	"github.com/ktrdr/ktrdr-images/python/uvlock"
-	"github.com/ktrdr/ktrdr-images/variants"
-	"github.com/moby/buildkit/client"
-	"github.com/moby/buildkit/client/llb"
-	"github.com/moby/buildkit/session"
-	"github.com/moby/buildkit/session/secrets/secretsprovider"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/sirupsen/logrus"
@@ -369,53 +365,48 @@ func TestBuildctlAttestations(t *testing.T) {
 	}
 }
 
-// scanInstallerCache greps the installer's cache mount, the one the
-// private builds used, for the password and the token, in a step that
-// mounts both as secrets (so the test puts neither into a graph).
-func scanInstallerCache(t *testing.T, w *world.World, o variants.Options, creds world.PrivateCredentials) {
+// scanInstallerCaches reads the installers' cache mounts where buildkitd
+// keeps them, its snapshots on disk (a uv cache is the directory with
+// uv's CACHEDIR.TAG, a pip cache the one with pip's http-v2), and looks for
+// the password and the token in every file. It returns the files and
+// bytes scanned per installer.
+func scanInstallerCaches(t *testing.T, w *world.World, secrets [][]byte) map[string][2]int64 {
 	t.Helper()
-	ctx := context.Background()
-	dir, mount, err := o.InstallerCache()
+	snaps := filepath.Join(w.BuildkitdRoot(), "runc-overlayfs", "snapshots", "snapshots")
+	entries, err := os.ReadDir(snaps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	script := `n=$(find ` + dir + ` -type f | wc -l); b=$(du -sb ` + dir + ` | cut -f1)
-for s in /run/secrets/pw /run/secrets/tok; do if grep -rqF -f "$s" ` + dir + `; then echo "FOUND $s"; exit 3; fi; done
-echo "installer cache: $n files, $b bytes, no credential"`
-	st := llb.Image(o.PythonBase).Run(llb.Args([]string{"/bin/sh", "-c", script}), mount,
-		llb.AddSecret("/run/secrets/pw", llb.SecretID("pw")), llb.AddSecret("/run/secrets/tok", llb.SecretID("tok")),
-		llb.IgnoreCache, llb.WithCustomName("scan the installer cache for the credentials")).Root()
-	def, err := st.Marshal(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := w.Client(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	sp := secretsprovider.FromMap(map[string][]byte{"pw": []byte(creds.Password), "tok": []byte(creds.Token)})
-	ch := make(chan *client.SolveStatus)
-	var logs bytes.Buffer
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for s := range ch {
-			for _, l := range s.Logs {
-				logs.Write(l.Data)
-			}
+	out := map[string][2]int64{}
+	for _, e := range entries {
+		root := filepath.Join(snaps, e.Name(), "fs", "cache")
+		kind := ""
+		if _, err := os.Stat(filepath.Join(root, "CACHEDIR.TAG")); err == nil {
+			kind = "uv"
+		} else if _, err := os.Stat(filepath.Join(root, "http-v2")); err == nil {
+			kind = "pip"
+		} else {
+			continue
 		}
-	}()
-	_, err = c.Solve(ctx, def, client.SolveOpt{Session: []session.Attachable{sp}}, ch)
-	<-done
-	out := strings.TrimSpace(logs.String())
-	t.Logf("%s", out)
-	if err != nil {
-		t.Fatalf("the scan of the installer cache %s failed (a credential found?): %v\n%s", dir, err, out)
+		filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+			if err != nil || !fi.Mode().IsRegular() {
+				return nil
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return nil
+			}
+			n := out[kind]
+			out[kind] = [2]int64{n[0] + 1, n[1] + int64(len(b))}
+			for _, s := range secrets {
+				if bytes.Contains(b, s) {
+					t.Errorf("a credential is in the %s cache: %s", kind, p)
+				}
+			}
+			return nil
+		})
 	}
-	if strings.Contains(out, "installer cache: 0 files") {
-		t.Errorf("the installer cache %s is empty: the scan looked at the wrong mount", dir)
-	}
+	return out
 }
 
 func keys[V any](m map[string]V) []string {
@@ -448,13 +439,15 @@ func gunzipped(b []byte) []byte {
 }
 
 // TestPrivateIndex builds backend-prod from the world's private index
-// (the index behind basic auth) with its credentials given as a BuildKit
-// secret, once as user and password (the step writes a netrc on its
-// tmpfs), the same with the pip installer, and once as a netrc file
-// holding the token; without credentials
-// and with a wrong password the build fails naming the index and the 401.
-// Then every layer of the images, their configs and history, the SBOM and
-// the exported BuildKit cache are scanned for the password and the token.
+// (the index behind basic auth) with its credentials given as BuildKit
+// secrets: a user name and the token as its password, with uv and with
+// pip (each step writes a netrc on its tmpfs), and a netrc file holding the
+// user and password. Without credentials and with a wrong password the
+// build fails naming the index and the 401, and a secret the client does
+// not give is named. Then every layer of the images, their configs and
+// history, the index and attestations, the SBOM, a BuildKit cache export
+// and the installers' cache mounts are scanned for the password and the
+// token.
 func TestPrivateIndex(t *testing.T) {
 	w := world.ForTest(t)
 	ctx := context.Background()
@@ -479,7 +472,7 @@ func TestPrivateIndex(t *testing.T) {
 	t.Setenv("KTRDR_ITEST_INDEX_PASSWORD", creds.Password)
 	t.Setenv("KTRDR_ITEST_WRONG_PASSWORD", "not-"+creds.Password)
 	netrc := filepath.Join(dir, "netrc")
-	if err := os.WriteFile(netrc, []byte("machine 127.0.0.1 login __token__ password "+creds.Token+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(netrc, []byte("machine 127.0.0.1 login "+creds.Username+" password "+creds.Password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -521,29 +514,54 @@ func TestPrivateIndex(t *testing.T) {
 	cache := filepath.Join(dir, "cache")
 	sbomDir := filepath.Join(dir, "sbom")
 	var refs []string
-	for name, a := range map[string]buildArgs{
-		"password": func() buildArgs {
-			a := base("itest-private-pass", "index-auth-secret", "idx", "index-username", creds.Username)
-			a.secrets = []string{"id=idx,env=KTRDR_ITEST_INDEX_PASSWORD"}
+	// Every success build must fetch from the private index, not reuse
+	// layers cached by an earlier run (secrets are not cache keys). The
+	// token builds get a user name of this run, which changes their
+	// install steps; the netrc build is solved afresh. (Not all afresh:
+	// a no-cache build also gets installer caches of its own, which the
+	// scan below could not reach.)
+	runUser := fmt.Sprintf("ci-run-%d", time.Now().UnixNano())
+	t.Setenv("KTRDR_ITEST_INDEX_TOKEN", creds.Token)
+	for _, tc := range []struct {
+		name string
+		a    buildArgs
+	}{
+		// First: its no-cache solve makes new cache-mount bases, which the
+		// builds after it (and the scan) then reuse.
+		{"netrc with user and password", func() buildArgs {
+			a := base("itest-private-netrc", "index-auth-secret", "netrc")
+			a.secrets = []string{"id=netrc,src=" + netrc}
+			a.noCache = true
+			return a
+		}()},
+		{"uv, token as password", func() buildArgs {
+			a := base("itest-private-pass", "index-auth-secret", "idx", "index-username", runUser)
+			a.secrets = []string{"id=idx,env=KTRDR_ITEST_INDEX_TOKEN"}
 			a.exportCache = []string{"type=local,dest=" + cache + ",mode=max"}
 			a.sbomOut, a.sbom = sbomDir, true
 			return a
-		}(),
-		"pip, password": func() buildArgs {
-			a := base("itest-private-pip", "installer", "pip", "index-auth-secret", "idx", "index-username", creds.Username)
-			a.secrets = []string{"id=idx,env=KTRDR_ITEST_INDEX_PASSWORD"}
+		}()},
+		{"pip, token as password", func() buildArgs {
+			a := base("itest-private-pip", "installer", "pip", "index-auth-secret", "idx", "index-username", runUser)
+			a.secrets = []string{"id=idx,env=KTRDR_ITEST_INDEX_TOKEN"}
 			return a
-		}(),
-		"netrc token": func() buildArgs {
-			a := base("itest-private-token", "index-auth-secret", "netrc")
-			a.secrets = []string{"id=netrc,src=" + netrc}
-			return a
-		}(),
+		}()},
 	} {
+		a := tc.a
 		a.push = true
 		rep, err := runBuild(t, w, a)
 		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var ran int
+		for _, v := range rep.Vertices.Ran {
+			if strings.Contains(v, "pip install") {
+				ran++
+			}
+		}
+		t.Logf("%s: %d install steps ran against the private index", tc.name, ran)
+		if ran == 0 {
+			t.Errorf("%s: no install step ran: the build did not ask the private index", tc.name)
 		}
 		checkImageProbes(t, rep.Images[0])
 		refs = append(refs, rep.Images[0].Ref)
@@ -627,7 +645,11 @@ func TestPrivateIndex(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	scanInstallerCache(t, w, base("itest-private-pass").opts, creds)
+	caches := scanInstallerCaches(t, w, secrets)
+	t.Logf("installer caches on buildkitd's disk: %v (files, bytes)", caches)
+	if caches["uv"][0] == 0 {
+		t.Errorf("no uv cache found under %s: the scan looked in the wrong place", w.BuildkitdRoot())
+	}
 	if _, err := os.Stat(filepath.Join(sbomDir, "backend-prod.spdx.json")); err != nil {
 		t.Errorf("the SBOM was not written: %v", err)
 	}

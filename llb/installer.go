@@ -247,17 +247,3 @@ func layerTitle(l Layer) string {
 	}
 	return fmt.Sprintf("%s (%d packages)", l.Name, n)
 }
-
-// InstallerCache returns where the named installer ("uv" or "pip") keeps
-// its package cache in install steps and the cache mount itself, the same
-// one every install step of env mounts: for tools and tests that inspect
-// or prune what the installers cached.
-func InstallerCache(installer string, env Env) (string, llb.RunOption, error) {
-	switch installer {
-	case "uv":
-		return "/tmp/.uv-cache", cacheMount("/tmp/.uv-cache", env.CacheID("uv", "pkgs", env.PlatformKey()), env.User, env.Build), nil
-	case "pip":
-		return "/tmp/.pip-cache", Pip{}.cache(env), nil
-	}
-	return "", nil, fmt.Errorf("installer %q: expected uv or pip", installer)
-}

@@ -12,7 +12,6 @@ import (
 	"github.com/ktrdr/ktrdr-images/python/pep508"
 	"github.com/ktrdr/ktrdr-images/python/pyproject"
 	"github.com/ktrdr/ktrdr-images/python/uvlock"
-	bkllb "github.com/moby/buildkit/client/llb"
 )
 
 // Options are the values a platform team may change. Every one has a
@@ -578,16 +577,4 @@ func (o Options) SourceURL(p *pyproject.Project) string {
 var OCIAnnotationKeys = []string{
 	"org.opencontainers.image.title", "org.opencontainers.image.version", "org.opencontainers.image.revision",
 	"org.opencontainers.image.source", "org.opencontainers.image.created", "org.opencontainers.image.description",
-}
-
-// InstallerCache is the cache mount the options' installer uses on their
-// platform (see llb.InstallerCache): its path in a step and the mount.
-func (o Options) InstallerCache() (string, bkllb.RunOption, error) {
-	plat, err := pep508.ParsePlatform(o.Platform)
-	if err != nil {
-		return "", nil, fmt.Errorf("option platform: %w", err)
-	}
-	env := o.env()
-	env.Build = llb.Build{Platform: plat, CacheNS: o.CacheNS, Epoch: o.SourceDateEpoch, Network: o.Network}
-	return llb.InstallerCache(o.Installer, env)
 }

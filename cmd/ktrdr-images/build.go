@@ -152,6 +152,7 @@ func runBuild(ctx context.Context, w io.Writer, f buildFlags) error {
 		SBOMOut:     f.sbomOut,
 		Provenance:  provenance,
 		Secrets:     f.secrets,
+		Addr:        addr,
 	})
 	if rep != nil {
 		build.WriteTable(w, rep)

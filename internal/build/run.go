@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"os"
 	"path/filepath"
 	"sort"
@@ -65,6 +67,45 @@ type RunOptions struct {
 	// Secrets are buildctl --secret values the install steps may read
 	// (the index-auth option names which).
 	Secrets []string
+	// Addr is the daemon's address, for errors.
+	Addr string
+}
+
+// DaemonLostError is a solve that lost its connection to buildkitd (the
+// daemon exited, was killed or restarted) before it finished.
+type DaemonLostError struct {
+	Variant, Addr string
+	Err           error
+}
+
+func (e *DaemonLostError) Error() string {
+	addr := e.Addr
+	if addr == "" {
+		addr = "its address"
+	}
+	return fmt.Sprintf("variant %s: lost the connection to buildkitd at %s before the build finished (the daemon stopped, was killed or restarted); the image was not tagged: start the daemon and run the same command again: %v", e.Variant, addr, e.Err)
+}
+
+func (e *DaemonLostError) Unwrap() error { return e.Err }
+
+// daemonLost reports whether err is the gRPC connection to buildkitd
+// breaking, as opposed to an error the daemon returned.
+func daemonLost(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if st, ok := status.FromError(e); ok && st.Code() == codes.Unavailable {
+			return true
+		}
+	}
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	for _, s := range []string{"error reading from server: EOF", "transport is closing", "transport: Error while dialing"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // ParseProvenance reads a --provenance value as buildx does: "" or false
@@ -324,6 +365,10 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 			defer mu.Unlock()
 			if s != nil {
 				solved[n] = s
+			}
+			if err != nil && ctx.Err() == nil && daemonLost(err) {
+				errs[n] = &DaemonLostError{Variant: n, Addr: ro.Addr, Err: err}
+				return
 			}
 			if err != nil {
 				var pe *ProbeError

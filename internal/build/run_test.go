@@ -1,12 +1,16 @@
 package build
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ktrdr/ktrdr-images/variants"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func TestParseOutputs(t *testing.T) {
@@ -86,5 +90,27 @@ func TestSolveOptSecretsAndProvenance(t *testing.T) {
 	}
 	if _, err := solveOpt(RunOptions{Options: o, Secrets: []string{"id=idx,src=/nonexistent/file"}}, "worker-cpu", nil); err == nil || !strings.Contains(err.Error(), "option --secret") {
 		t.Errorf("a secret file that does not exist: %v", err)
+	}
+}
+
+func TestDaemonLost(t *testing.T) {
+	lost := status.Error(codes.Unavailable, "error reading from server: EOF")
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{lost, true},
+		{fmt.Errorf("solve: %w", lost), true},
+		{errors.New("rpc error: code = Unknown desc = failed to push 127.0.0.1:5999/x: dial tcp 127.0.0.1:5999: connect: connection refused"), false},
+		{status.Error(codes.Unknown, "process did not complete successfully: exit code: 1"), false},
+		{nil, false},
+	} {
+		if got := daemonLost(tc.err); got != tc.want {
+			t.Errorf("daemonLost(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+	e := &DaemonLostError{Variant: "worker-cpu", Addr: "unix:///run/buildkit/buildkitd.sock", Err: lost}
+	if msg := e.Error(); !strings.Contains(msg, "variant worker-cpu: lost the connection to buildkitd at unix:///run/buildkit/buildkitd.sock") || !errors.Is(e, lost) {
+		t.Errorf("%s", msg)
 	}
 }
