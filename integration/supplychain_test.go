@@ -34,6 +34,21 @@ type statement struct {
 	Predicate json.RawMessage `json:"predicate"`
 }
 
+// statementsByType decodes an image's in-toto statements (what names the
+// image in failures), keyed by predicate type.
+func statementsByType(t *testing.T, what string, stmts []inspect.Statement) map[string]statement {
+	t.Helper()
+	out := map[string]statement{}
+	for _, s := range stmts {
+		var st statement
+		if err := json.Unmarshal(s.Raw, &st); err != nil {
+			t.Fatalf("%s: statement: %v", what, err)
+		}
+		out[st.PredicateType] = st
+	}
+	return out
+}
+
 func spdxSchema(t *testing.T) *jsonschema.Schema {
 	t.Helper()
 	f, err := os.Open(filepath.Join("..", "internal", "sbom", "testdata", "spdx-2.3.schema.json"))
@@ -123,13 +138,8 @@ func TestSBOMAndProvenance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		types := map[string]statement{}
-		for _, s := range stmts {
-			var st statement
-			if err := json.Unmarshal(s.Raw, &st); err != nil {
-				t.Fatalf("%s: statement: %v", img.Variant, err)
-			}
-			types[st.PredicateType] = st
+		types := statementsByType(t, img.Variant, stmts)
+		for _, st := range types {
 			if len(st.Subject) == 0 || "sha256:"+st.Subject[0].Digest["sha256"] != manifest.String() {
 				t.Errorf("%s: %s's subject %+v is not the image manifest %s", img.Variant, st.PredicateType, st.Subject, manifest)
 			}
@@ -334,15 +344,10 @@ func TestBuildctlAttestations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	types := map[string]statement{}
+	types := statementsByType(t, ref, stmts)
 	for _, s := range stmts {
-		var st statement
-		if err := json.Unmarshal(s.Raw, &st); err != nil {
-			t.Fatal(err)
-		}
-		types[st.PredicateType] = st
 		if bytes.Contains(s.Raw, []byte(creds.Password)) {
-			t.Errorf("the %s attestation holds the password", st.PredicateType)
+			t.Errorf("the %s attestation holds the password", s.PredicateType)
 		}
 	}
 	st, ok := types[sbom.PredicateType]

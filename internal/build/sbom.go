@@ -75,9 +75,8 @@ func makeSBOM(ctx context.Context, ref gwclient.Reference, img variants.Image, o
 			}
 			if c, ok := uvlock.ArtifactFor(p, env.PythonVersion, env.PlatformMachine); ok {
 				sp.URL = c.URL
-				sp.SHA256 = strings.TrimPrefix(c.Hash, "sha256:")
-				if !strings.HasPrefix(c.Hash, "sha256:") {
-					sp.SHA256 = ""
+				if h, ok := strings.CutPrefix(c.Hash, "sha256:"); ok {
+					sp.SHA256 = h
 				}
 			}
 			if p.Package != nil {
