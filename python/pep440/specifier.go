@@ -45,7 +45,7 @@ func ParseSpecifiers(s string) (Specifiers, error) {
 		}
 		c, err := parseClause(part)
 		if err != nil {
-			return Specifiers{}, fmt.Errorf("%w %q: %w", ErrInvalidSpecifier, s, err)
+			return Specifiers{}, fmt.Errorf("%w %s: %w", ErrInvalidSpecifier, Clip(s), err)
 		}
 		out.clauses = append(out.clauses, c)
 	}
@@ -61,41 +61,41 @@ func parseClause(s string) (clause, error) {
 		}
 	}
 	if c.op == "" {
-		return clause{}, fmt.Errorf("clause %q: expected an operator (==, !=, <, <=, >, >=, ~=, ===) followed by a version", s)
+		return clause{}, fmt.Errorf("clause %s: expected an operator (==, !=, <, <=, >, >=, ~=, ===) followed by a version", Clip(s))
 	}
 	text := strings.TrimSpace(s[len(c.op):])
 	if text == "" {
-		return clause{}, fmt.Errorf("clause %q: expected a version after %q", s, c.op)
+		return clause{}, fmt.Errorf("clause %s: expected a version after %q", Clip(s), c.op)
 	}
 	if i := strings.IndexAny(text, " \t\r\n\f\v"); i >= 0 {
-		return clause{}, fmt.Errorf("clause %q: unexpected whitespace inside the version", s)
+		return clause{}, fmt.Errorf("clause %s: unexpected whitespace inside the version", Clip(s))
 	}
 	if c.op == "===" {
 		if i := strings.IndexAny(text, ";)"); i >= 0 {
-			return clause{}, fmt.Errorf("clause %q: %q is not allowed in an arbitrary (===) version", s, text[i:i+1])
+			return clause{}, fmt.Errorf("clause %s: %q is not allowed in an arbitrary (===) version", Clip(s), text[i:i+1])
 		}
 		c.arbitrary = text
 		return c, nil
 	}
 	if strings.HasSuffix(text, ".*") {
 		if c.op != "==" && c.op != "!=" {
-			return clause{}, fmt.Errorf("clause %q: a .* wildcard is only allowed with == and !=", s)
+			return clause{}, fmt.Errorf("clause %s: a .* wildcard is only allowed with == and !=", Clip(s))
 		}
 		c.wildcard = true
 		text = strings.TrimSuffix(text, ".*")
 	}
 	v, err := Parse(text)
 	if err != nil {
-		return clause{}, fmt.Errorf("clause %q: %w", s, err)
+		return clause{}, fmt.Errorf("clause %s: %w", Clip(s), err)
 	}
 	c.version = v
 	switch {
 	case c.wildcard && (v.preL != "" || v.hasPost || v.hasDev || len(v.local) > 0):
-		return clause{}, fmt.Errorf("clause %q: a .* wildcard may only follow a release segment", s)
+		return clause{}, fmt.Errorf("clause %s: a .* wildcard may only follow a release segment", Clip(s))
 	case len(v.local) > 0 && c.op != "==" && c.op != "!=":
-		return clause{}, fmt.Errorf("clause %q: a local version label is only allowed with == and !=", s)
+		return clause{}, fmt.Errorf("clause %s: a local version label is only allowed with == and !=", Clip(s))
 	case c.op == "~=" && len(v.release) < 2:
-		return clause{}, fmt.Errorf("clause %q: ~= needs at least two release components (like ~=1.4)", s)
+		return clause{}, fmt.Errorf("clause %s: ~= needs at least two release components (like ~=1.4)", Clip(s))
 	}
 	return c, nil
 }

@@ -16,7 +16,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // ErrInvalidVersion is wrapped by every error Parse returns.
@@ -60,12 +62,12 @@ func Parse(s string) (Version, error) {
 	t := strings.TrimSpace(s)
 	for i := 0; i < len(t); i++ {
 		if t[i] >= 0x80 {
-			return Version{}, fmt.Errorf("%w %q: non-ASCII character at offset %d", ErrInvalidVersion, s, i)
+			return Version{}, fmt.Errorf("%w %s: non-ASCII character at offset %d", ErrInvalidVersion, Clip(s), i)
 		}
 	}
 	m := versionPattern.FindStringSubmatch(t)
 	if m == nil {
-		return Version{}, fmt.Errorf("%w %q", ErrInvalidVersion, s)
+		return Version{}, fmt.Errorf("%w %s", ErrInvalidVersion, Clip(s))
 	}
 	var v Version
 	v.epoch = normNum(m[1])
@@ -371,4 +373,21 @@ func (v *Version) UnmarshalText(text []byte) error {
 	}
 	*v = p
 	return nil
+}
+
+// clipAt is how much of a long input an error message quotes.
+const clipAt = 64
+
+// Clip quotes s for an error message (as %q does), shortened to its first
+// bytes and its length when it is long: a hostile 16 MB specifier gives a
+// one-line error, not a copy of itself.
+func Clip(s string) string {
+	if len(s) <= clipAt {
+		return strconv.Quote(s)
+	}
+	cut := clipAt
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%q… (%d bytes)", s[:cut], len(s))
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/containerd/platforms"
+	"github.com/ktrdr/ktrdr-images/python/pep440"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -108,7 +109,7 @@ func (e Environment) value(variable string) string {
 func EnvironmentFor(p ocispecs.Platform, python string) (Environment, error) {
 	machine, err := platformMachine(p)
 	if err != nil {
-		return Environment{}, fmt.Errorf("%w %q: expected linux/amd64 or linux/arm64", ErrUnsupportedPlatform, platforms.Format(p))
+		return Environment{}, fmt.Errorf("%w %s: expected linux/amd64 or linux/arm64", ErrUnsupportedPlatform, pep440.Clip(platforms.Format(p)))
 	}
 	short, full, err := parsePython(python)
 	if err != nil {
@@ -152,7 +153,7 @@ func parsePython(s string) (short, full string, err error) {
 		}
 	}
 	if !ok {
-		return "", "", fmt.Errorf("%w %q: expected X.Y or X.Y.Z (for example 3.13 or 3.13.5)", ErrInvalidPython, s)
+		return "", "", fmt.Errorf("%w %s: expected X.Y or X.Y.Z (for example 3.13 or 3.13.5)", ErrInvalidPython, pep440.Clip(s))
 	}
 	short = parts[0] + "." + parts[1]
 	if len(parts) == 2 {
@@ -170,15 +171,15 @@ func parsePython(s string) (short, full string, err error) {
 // from the host, which would make the result depend on where it runs.
 func ParsePlatform(s string) (ocispecs.Platform, error) {
 	if !strings.Contains(s, "/") {
-		return ocispecs.Platform{}, fmt.Errorf("%w %q: expected linux/amd64 or linux/arm64", ErrUnsupportedPlatform, s)
+		return ocispecs.Platform{}, fmt.Errorf("%w %s: expected linux/amd64 or linux/arm64", ErrUnsupportedPlatform, pep440.Clip(s))
 	}
 	p, err := platforms.Parse(s)
 	if err != nil {
-		return ocispecs.Platform{}, fmt.Errorf("%w %q: expected linux/amd64 or linux/arm64: %w", ErrUnsupportedPlatform, s, err)
+		return ocispecs.Platform{}, fmt.Errorf("%w %s: expected linux/amd64 or linux/arm64: %w", ErrUnsupportedPlatform, pep440.Clip(s), err)
 	}
 	p = platforms.Normalize(p)
 	if _, err := platformMachine(p); err != nil {
-		return ocispecs.Platform{}, fmt.Errorf("%w %q: expected linux/amd64 or linux/arm64", ErrUnsupportedPlatform, s)
+		return ocispecs.Platform{}, fmt.Errorf("%w %s: expected linux/amd64 or linux/arm64", ErrUnsupportedPlatform, pep440.Clip(s))
 	}
 	return p, nil
 }

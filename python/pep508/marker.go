@@ -113,8 +113,8 @@ func (p *parser) errorf(off int, expected string) error {
 		r, _ := utf8.DecodeRuneInString(p.src[off:])
 		found = fmt.Sprintf("%q", r)
 	}
-	return fmt.Errorf("%w %q: expected %s at character offset %d, found %s",
-		p.what, p.src, expected, utf8.RuneCountInString(p.src[:off]), found)
+	return fmt.Errorf("%w %s: expected %s at character offset %d, found %s",
+		p.what, pep440.Clip(p.src), expected, utf8.RuneCountInString(p.src[:off]), found)
 }
 
 func isWS(c byte) bool { return c == ' ' || c == '\t' }

@@ -224,8 +224,8 @@ func (p *parser) parseSpecifiers(start, end int) (pep440.Specifiers, error) {
 	}
 	spec, err := pep440.ParseSpecifiers(text)
 	if err != nil {
-		return pep440.Specifiers{}, fmt.Errorf("%w %q: bad version specifier at character offset %d: %w",
-			ErrInvalidRequirement, p.src, utf8.RuneCountInString(p.src[:start]), err)
+		return pep440.Specifiers{}, fmt.Errorf("%w %s: bad version specifier at character offset %d: %w",
+			ErrInvalidRequirement, pep440.Clip(p.src), utf8.RuneCountInString(p.src[:start]), err)
 	}
 	return spec, nil
 }

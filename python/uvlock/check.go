@@ -30,10 +30,10 @@ func Check(proj *pyproject.Project, lock *Lock) error {
 		a, errA := pep440.ParseSpecifiers(proj.RequiresPython)
 		b, errB := pep440.ParseSpecifiers(lock.RequiresPython)
 		if errA != nil {
-			return fmt.Errorf("%s: requires-python %q: %w", proj.Path, proj.RequiresPython, errA)
+			return fmt.Errorf("%s: requires-python %s: %w", proj.Path, pep440.Clip(proj.RequiresPython), errA)
 		}
 		if errB != nil {
-			return fmt.Errorf("%s: requires-python %q: %w", lock.Path, lock.RequiresPython, errB)
+			return fmt.Errorf("%s: requires-python %s: %w", lock.Path, pep440.Clip(lock.RequiresPython), errB)
 		}
 		if !a.Equal(b) {
 			return stale("requires-python is %q in the project but %q in the lock", proj.RequiresPython, lock.RequiresPython)

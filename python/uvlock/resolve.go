@@ -123,14 +123,14 @@ func checkPython(lock *Lock, env pep508.Environment) error {
 	}
 	spec, err := pep440.ParseSpecifiers(lock.RequiresPython)
 	if err != nil {
-		return fmt.Errorf("%s: requires-python %q: %w", lock.Path, lock.RequiresPython, err)
+		return fmt.Errorf("%s: requires-python %s: %w", lock.Path, pep440.Clip(lock.RequiresPython), err)
 	}
 	v, err := pep440.Parse(env.PythonFullVersion)
 	if err != nil {
 		return fmt.Errorf("python version %q: %w", env.PythonFullVersion, err)
 	}
 	if !spec.Contains(v, true) {
-		return fmt.Errorf("python %s is outside the lock's requires-python %q (%s): choose a Python version the project supports", env.PythonFullVersion, lock.RequiresPython, lock.Path)
+		return fmt.Errorf("python %s is outside the lock's requires-python %s (%s): choose a Python version the project supports", env.PythonFullVersion, pep440.Clip(lock.RequiresPython), lock.Path)
 	}
 	return nil
 }
