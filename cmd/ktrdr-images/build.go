@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/ktrdr/ktrdr-images/internal/build"
 	"github.com/ktrdr/ktrdr-images/variants"
@@ -30,6 +31,7 @@ type buildFlags struct {
 	sbom                                            bool
 	sbomOut, provenance                             string
 	secrets                                         []string
+	pushTimeout                                     time.Duration
 }
 
 func newBuildCommand() *cobra.Command {
@@ -72,6 +74,7 @@ Options (--opt KEY=VALUE, repeatable):
 	fl.BoolVar(&f.sbom, "sbom", false, "attach an SPDX 2.3 SBOM, made from the lock and the image's dpkg status, to each image (an in-toto attestation, as buildx --sbom)")
 	fl.StringVar(&f.sbomOut, "sbom-out", "", "also write each image's SBOM to DIR/VARIANT.spdx.json")
 	fl.StringVar(&f.provenance, "provenance", "", "attach SLSA provenance (BuildKit's): true (mode=min), mode=min or mode=max; false or empty: none")
+	fl.DurationVar(&f.pushTimeout, "push-timeout", 0, "cancel an image's push that runs longer than this (e.g. 10m; 0: no bound, as BuildKit, whose registry client has no timeout)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for the install steps, buildctl's syntax: id=ID[,src=FILE|,env=VAR] (repeatable; see index-auth)")
 	return cmd
 }
@@ -148,6 +151,7 @@ func runBuild(ctx context.Context, w io.Writer, f buildFlags) error {
 		ExportCache: f.exportCache,
 		Progress:    f.progress,
 		Inspect:     f.push,
+		PushTimeout: f.pushTimeout,
 		SBOM:        f.sbom,
 		SBOMOut:     f.sbomOut,
 		Provenance:  provenance,

@@ -11,9 +11,11 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/containerd/console"
 	"github.com/containerd/platforms"
+	"github.com/distribution/reference"
 	"github.com/docker/cli/cli/config"
 	"github.com/docker/cli/cli/config/configfile"
 	"github.com/ktrdr/ktrdr-images/internal/inspect"
@@ -69,6 +71,71 @@ type RunOptions struct {
 	Secrets []string
 	// Addr is the daemon's address, for errors.
 	Addr string
+	// PushTimeout bounds each image's push (BuildKit's "pushing layers"
+	// and "pushing manifest" steps); 0 means no bound. BuildKit's
+	// registry client has no request timeout of its own: a registry that
+	// stalls holds the push until it answers.
+	PushTimeout time.Duration
+}
+
+// PushTimeoutError is an image push that ran past RunOptions.PushTimeout:
+// its solve was cancelled.
+type PushTimeoutError struct {
+	Variant, Image string
+	// Step is the push step that was running ("pushing layers").
+	Step    string
+	Timeout time.Duration
+}
+
+func (e *PushTimeoutError) Error() string {
+	reg := e.Image
+	if named, err := reference.ParseNormalizedNamed(e.Image); err == nil {
+		reg = reference.Domain(named)
+	}
+	return fmt.Sprintf("variant %s: pushing %s: %q still running after %s (--push-timeout): the registry %s stalled or is too slow; the push was cancelled",
+		e.Variant, e.Image, e.Step, e.Timeout, reg)
+}
+
+// pushWatch cancels a solve whose push steps run longer than a timeout.
+// The export's progress has no byte counts (BuildKit reports "pushing
+// layers" as one step), so the bound is on the step, not on silence.
+type pushWatch struct {
+	timeout time.Duration
+	cancel  context.CancelCauseFunc
+	variant string
+	mu      sync.Mutex
+	timers  map[string]*time.Timer
+}
+
+func (p *pushWatch) add(st *client.SolveStatus) {
+	if p.timeout <= 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range st.Statuses {
+		if !strings.HasPrefix(s.ID, "pushing ") {
+			continue
+		}
+		t, running := p.timers[s.ID]
+		switch {
+		case s.Completed != nil && running:
+			t.Stop()
+		case s.Started != nil && s.Completed == nil && !running:
+			step := s.ID
+			p.timers[step] = time.AfterFunc(p.timeout, func() {
+				p.cancel(&PushTimeoutError{Variant: p.variant, Step: step, Timeout: p.timeout})
+			})
+		}
+	}
+}
+
+func (p *pushWatch) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range p.timers {
+		t.Stop()
+	}
 }
 
 // DaemonLostError is a solve that lost its connection to buildkitd (the
@@ -337,17 +404,22 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 			w := writers[n]
 			done := make(chan struct{})
 			steps := newStepLog()
+			vctx, cancel := context.WithCancelCause(ctx)
+			defer cancel(nil)
+			watch := &pushWatch{timeout: ro.PushTimeout, cancel: cancel, variant: n, timers: map[string]*time.Timer{}}
+			defer watch.stop()
 			go func() {
 				defer close(done)
 				for st := range ch {
 					stats.add(n, st)
 					steps.add(st)
+					watch.add(st)
 					w.Status() <- st
 				}
 				close(w.Status())
 			}()
 			var s *Solved
-			resp, err := c.Build(ctx, solveOpts[n], "ktrdr-images", func(ctx context.Context, gw gwclient.Client) (*gwclient.Result, error) {
+			resp, err := c.Build(vctx, solveOpts[n], "ktrdr-images", func(ctx context.Context, gw gwclient.Client) (*gwclient.Result, error) {
 				var err error
 				vin := in
 				vin.Resolver = resolves.wrap(gw)
@@ -365,6 +437,14 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 			defer mu.Unlock()
 			if s != nil {
 				solved[n] = s
+			}
+			var pto *PushTimeoutError
+			if err != nil && errors.As(context.Cause(vctx), &pto) {
+				if s != nil {
+					pto.Image = s.Image.Name
+				}
+				errs[n] = pto
+				return
 			}
 			if err != nil && ctx.Err() == nil && daemonLost(err) {
 				errs[n] = &DaemonLostError{Variant: n, Addr: ro.Addr, Err: err}

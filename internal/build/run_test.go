@@ -1,14 +1,17 @@
 package build
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ktrdr/ktrdr-images/variants"
+	"github.com/moby/buildkit/client"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -112,5 +115,57 @@ func TestDaemonLost(t *testing.T) {
 	e := &DaemonLostError{Variant: "worker-cpu", Addr: "unix:///run/buildkit/buildkitd.sock", Err: lost}
 	if msg := e.Error(); !strings.Contains(msg, "variant worker-cpu: lost the connection to buildkitd at unix:///run/buildkit/buildkitd.sock") || !errors.Is(e, lost) {
 		t.Errorf("%s", msg)
+	}
+}
+
+// TestPushWatch: a push step still running after the timeout cancels the
+// solve with a PushTimeoutError naming the step; one that completes in
+// time, or a non-push status, never does.
+func TestPushWatch(t *testing.T) {
+	at := func(id string, started, completed bool) *client.SolveStatus {
+		now := time.Now()
+		s := &client.VertexStatus{ID: id}
+		if started {
+			s.Started = &now
+		}
+		if completed {
+			s.Completed = &now
+		}
+		return &client.SolveStatus{Statuses: []*client.VertexStatus{s}}
+	}
+	for _, tc := range []struct {
+		name   string
+		states []*client.SolveStatus
+		fires  string // the step named by the error; "" for no cancel
+	}{
+		{"stalled", []*client.SolveStatus{at("pushing layers", true, false)}, "pushing layers"},
+		{"in time", []*client.SolveStatus{at("pushing layers", true, false), at("pushing layers", true, true)}, ""},
+		{"manifest", []*client.SolveStatus{at("pushing layers", true, true), at("pushing manifest for r/x:latest@sha256:00", true, false)}, "pushing manifest for r/x:latest@sha256:00"},
+		{"not a push", []*client.SolveStatus{at("exporting layers", true, false)}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancelCause(context.Background())
+			defer cancel(nil)
+			p := &pushWatch{timeout: 50 * time.Millisecond, cancel: cancel, variant: "backend-prod", timers: map[string]*time.Timer{}}
+			for _, st := range tc.states {
+				p.add(st)
+			}
+			time.Sleep(200 * time.Millisecond)
+			p.stop()
+			var pto *PushTimeoutError
+			got := ""
+			if errors.As(context.Cause(ctx), &pto) {
+				got = pto.Step
+			}
+			if got != tc.fires {
+				t.Fatalf("cancelled for %q, want %q (cause %v)", got, tc.fires, context.Cause(ctx))
+			}
+		})
+	}
+	e := &PushTimeoutError{Variant: "backend-prod", Image: "127.0.0.1:5000/ns/backend-prod:latest", Step: "pushing layers", Timeout: 15 * time.Second}
+	for _, want := range []string{"variant backend-prod", "127.0.0.1:5000/ns/backend-prod:latest", "registry 127.0.0.1:5000 ", "15s", "--push-timeout"} {
+		if !strings.Contains(e.Error(), want) {
+			t.Errorf("%q lacks %q", e.Error(), want)
+		}
 	}
 }
