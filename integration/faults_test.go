@@ -171,7 +171,7 @@ func buildWatched(t *testing.T, w *world.World, a buildArgs, logPath string, wat
 	rep, err := build.Run(ctx, c, build.RunOptions{
 		ContextDir: a.dir, Variants: a.variants, Options: a.opts,
 		Probe: a.probe, Push: a.push, Inspect: a.push, NoCache: a.noCache,
-		Progress: "rawjson", ProgressOut: nopFile{pw}, Addr: w.BuildkitAddr,
+		Progress: "rawjson", ProgressOut: nopFile{pw}, Addr: w.BuildkitAddr, PushTimeout: a.pushTimeout,
 	})
 	pw.Close()
 	<-done

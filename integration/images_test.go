@@ -45,6 +45,8 @@ type buildArgs struct {
 	provenance  string
 	secrets     []string
 	exportCache []string
+	// build --push-timeout.
+	pushTimeout time.Duration
 }
 
 func runBuild(t *testing.T, w *world.World, a buildArgs) (*build.Report, error) {

@@ -456,6 +456,9 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 					err = fmt.Errorf("variant %s: %w", n, err)
 					if step, lines := steps.explain(); step != "" {
 						err = &StepError{Step: step, Lines: lines, Err: err}
+					} else if pushRe.MatchString(err.Error()) {
+						// A push refused at once: no step log, the hint alone.
+						err = &StepError{Step: "exporting to image", Err: err}
 					}
 				}
 				errs[n] = err

@@ -1,9 +1,12 @@
 package build
 
 import (
+	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 
+	"github.com/distribution/reference"
 	"github.com/moby/buildkit/client"
 	digest "github.com/opencontainers/go-digest"
 )
@@ -73,14 +76,21 @@ type StepError struct {
 }
 
 var (
-	statusRe = regexp.MustCompile(`\b(401|403)( Unauthorized| Forbidden)?\b`)
-	urlRe    = regexp.MustCompile("https?://[^\\s)'\"`<>]+")
+	pushRe       = regexp.MustCompile(`failed to push (\S+?):? `)
+	unexpectedRe = regexp.MustCompile(`unexpected status from (\w+) request to (\S+): (\d{3}\b[^:]*)`)
+	codeRe       = regexp.MustCompile(`(?i)failed to push \S+?: (unauthorized|denied|toomanyrequests)\b`)
+	authRe       = regexp.MustCompile(`(?i)\b(401|403|unauthorized|denied|forbidden)\b`)
+	statusRe     = regexp.MustCompile(`\b(401|403)( Unauthorized| Forbidden)?\b`)
+	urlRe        = regexp.MustCompile("https?://[^\\s)'\"`<>]+")
 )
 
 // Hint says in one line what a failed step's output means when it is a
 // package index refusing the installer (HTTP 401 or 403), "" otherwise:
 // uv and pip bury that under a resolver's "not found" or a traceback.
 func (e *StepError) Hint() string {
+	if m := pushRe.FindStringSubmatch(e.Err.Error()); m != nil {
+		return e.pushHint(m[1])
+	}
 	text := strings.Join(strings.Fields(strings.Join(e.Lines, " ")), " ")
 	st := statusRe.FindStringSubmatch(text)
 	if st == nil {
@@ -95,6 +105,51 @@ func (e *StepError) Hint() string {
 		index = "the package index " + strings.TrimRight(u, ".,;:")
 	}
 	return index + " answered " + status + ": the install step has no valid credentials for it; give them as a BuildKit secret (--secret id=ID,env=VAR or src=FILE) named by the index-auth-secret option (with index-username for a password or token)"
+}
+
+// registryCodes are the distribution spec's error codes a push can end
+// with and the HTTP status each comes with.
+var registryCodes = map[string]string{"unauthorized": "401", "denied": "403", "toomanyrequests": "429"}
+
+// pushHint says what the registry answered when an image's push failed:
+// BuildKit's own message gives the registry's error text, and the HTTP
+// status and the request only in the export's log, under a URL with the
+// upload's state in it.
+func (e *StepError) pushHint(ref string) string {
+	host := ref
+	if named, err := reference.ParseNormalizedNamed(ref); err == nil {
+		host = reference.Domain(named)
+	}
+	var method, path, status string
+	retries := 0
+	for _, l := range e.Lines {
+		retries += strings.Count(l, "retrying in ")
+		if m := unexpectedRe.FindStringSubmatch(l); m != nil {
+			method, status = m[1], strings.TrimSpace(m[3])
+			if u, err := url.Parse(m[2]); err == nil {
+				host, path = u.Host, u.Path
+			}
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "the registry %s refused the push of %s", host, ref)
+	if status != "" {
+		fmt.Fprintf(&b, ": %s to %s %s", status, method, path)
+	} else if m := codeRe.FindStringSubmatch(e.Err.Error()); m != nil {
+		// BuildKit gives the registry's error code alone; the
+		// distribution spec says which status each is sent with.
+		fmt.Fprintf(&b, ": %s (HTTP %s)", m[1], registryCodes[strings.ToLower(m[1])])
+	}
+	if retries > 0 {
+		fmt.Fprintf(&b, " (BuildKit retried %d times)", retries)
+	}
+	if strings.Contains(path, "/blobs/") {
+		b.WriteString("; a layer failed, so no manifest of this image was pushed")
+	}
+	if authRe.MatchString(status) || (status == "" && authRe.MatchString(e.Err.Error())) {
+		fmt.Fprintf(&b, "; the push has no valid credentials for %s: docker login %s (the CLI and buildctl read ~/.docker/config.json)", host, host)
+	}
+	return b.String()
 }
 
 func (e *StepError) Error() string {

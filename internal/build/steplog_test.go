@@ -60,3 +60,29 @@ func TestStepErrorHint(t *testing.T) {
 		t.Errorf("a hash mismatch got the hint %q", h)
 	}
 }
+
+// TestPushHint: a refused push names the registry, the image, the HTTP
+// status and request from the export's log (not its upload-state URL),
+// the retries, and for 401/403 how to log in.
+func TestPushHint(t *testing.T) {
+	blob := &StepError{Step: "exporting to image", Err: errors.New("variant backend-prod: failed to solve: failed to push 127.0.0.1:40105/ns/ktrdr-backend:prod: unknown: unknown error"), Lines: []string{
+		`error: failed commit on ref "config-sha256:c4": unexpected status from PUT request to http://127.0.0.1:40105/v2/ns/ktrdr-backend/blobs/uploads/01a2?_state=_ptk&digest=sha256%3Ac4: 500 Internal Server Error`,
+		"retrying in 1s",
+		`error: failed commit on ref "config-sha256:c4": unexpected status from PUT request to http://127.0.0.1:40105/v2/ns/ktrdr-backend/blobs/uploads/01a3?_state=_xx&digest=sha256%3Ac4: 500 Internal Server Error`,
+		"retrying in 2s",
+	}}
+	h := blob.Hint()
+	for _, want := range []string{"the registry 127.0.0.1:40105 refused the push of 127.0.0.1:40105/ns/ktrdr-backend:prod",
+		"500 Internal Server Error to PUT /v2/ns/ktrdr-backend/blobs/uploads/01a3", "retried 2 times", "no manifest of this image was pushed"} {
+		if !strings.Contains(h, want) {
+			t.Errorf("hint %q lacks %q", h, want)
+		}
+	}
+	if strings.Contains(h, "_state") || strings.Contains(h, "docker login") || strings.Contains(h, "package index") {
+		t.Errorf("hint %q", h)
+	}
+	auth := &StepError{Step: "exporting to image", Err: errors.New("variant backend-prod: failed to solve: failed to push 127.0.0.1:5000/ns/ktrdr-backend:prod: unauthorized: authentication required")}
+	if h := auth.Hint(); !strings.Contains(h, "unauthorized (HTTP 401)") || !strings.Contains(h, "docker login 127.0.0.1:5000") || strings.Contains(h, "package index") || !strings.Contains(auth.Error(), h) {
+		t.Errorf("401 hint %q", h)
+	}
+}
