@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -20,6 +21,8 @@ import (
 	"github.com/docker/cli/cli/config/configfile"
 	"github.com/ktrdr/ktrdr-images/internal/inspect"
 	"github.com/ktrdr/ktrdr-images/internal/probe"
+	"github.com/ktrdr/ktrdr-images/python/pep508"
+	"github.com/ktrdr/ktrdr-images/python/uvlock"
 	"github.com/ktrdr/ktrdr-images/variants"
 	"github.com/moby/buildkit/client"
 	bkbuild "github.com/moby/buildkit/cmd/buildctl/build"
@@ -76,6 +79,61 @@ type RunOptions struct {
 	// registry client has no request timeout of its own: a registry that
 	// stalls holds the push until it answers.
 	PushTimeout time.Duration
+}
+
+// DiskFullError is a build that ran out of disk space on the daemon's
+// side (ENOSPC in a step or in the export).
+type DiskFullError struct {
+	Variant, Addr string
+	// Path is the file the daemon failed to write, when the error names
+	// one (inside the step's container for a step's write).
+	Path string
+	// WheelBytes is what the variant's locked wheels weigh compressed
+	// (the lock's sizes): the floor of what its build needs.
+	WheelBytes int64
+	Err        error
+}
+
+// noSpaceRe finds ENOSPC as Go writes it ("write PATH: no space left on
+// device") and as Python does ("No space left on device: 'PATH'").
+var noSpaceRe = regexp.MustCompile(`(?i)(?:(/[^\s:'"]+)['"]?: )?no space left on device(?:: ['"]?(/[^\s'"]+))?`)
+
+// noSpacePath is the file a noSpaceRe match names, "" for none.
+func noSpacePath(m []string) string {
+	if m[1] != "" {
+		return m[1]
+	}
+	return m[2]
+}
+
+func (e *DiskFullError) Error() string {
+	where := ""
+	if e.Path != "" {
+		where = " writing " + e.Path
+	}
+	return fmt.Sprintf("variant %s: buildkitd at %s ran out of disk space%s (no space left on device): the build needs room for its installed packages (the locked wheels alone are %.0f MB compressed, 2-4 times that installed), the base image and the exported layers; free space on the daemon's disk or prune its cache (buildctl prune), then run the same command again (what was built is reused)\n%v",
+		e.Variant, e.Addr, where, float64(e.WheelBytes)/1e6, e.Err)
+}
+
+func (e *DiskFullError) Unwrap() error { return e.Err }
+
+// lockedWheelBytes sums the sizes the lock records for the wheels a
+// variant installs on its platform.
+func lockedWheelBytes(img variants.Image, python string) int64 {
+	if img.Pins == nil {
+		return 0
+	}
+	env, err := pep508.EnvironmentFor(img.Platform, python)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, p := range img.Pins.Pins {
+		if c, ok := uvlock.ArtifactFor(p, env.PythonVersion, env.PlatformMachine); ok {
+			n += c.Size
+		}
+	}
+	return n
 }
 
 // PushTimeoutError is an image push that ran past RunOptions.PushTimeout:
@@ -356,8 +414,13 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := variants.Graphs(ctx, in, ro.Options, names); err != nil {
+	imgs, err := variants.Graphs(ctx, in, ro.Options, names)
+	if err != nil {
 		return nil, err
+	}
+	wheelBytes := map[string]int64{}
+	for _, img := range imgs {
+		wheelBytes[img.Variant.Name] = lockedWheelBytes(img, ro.Options.Python)
 	}
 	ctxFS, err := fsutil.NewFS(ro.ContextDir)
 	if err != nil {
@@ -459,6 +522,9 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 					} else if pushRe.MatchString(err.Error()) {
 						// A push refused at once: no step log, the hint alone.
 						err = &StepError{Step: "exporting to image", Err: err}
+					}
+					if m := noSpaceRe.FindStringSubmatch(err.Error()); m != nil {
+						err = &DiskFullError{Variant: n, Addr: ro.Addr, Path: noSpacePath(m), WheelBytes: wheelBytes[n], Err: err}
 					}
 				}
 				errs[n] = err

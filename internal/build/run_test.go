@@ -169,3 +169,29 @@ func TestPushWatch(t *testing.T) {
 		}
 	}
 }
+
+// TestDiskFull: ENOSPC in a step's output or in the export becomes a
+// DiskFullError naming the daemon, the file and what the lock's wheels
+// weigh.
+func TestDiskFull(t *testing.T) {
+	for _, tc := range []struct{ msg, path string }{
+		{"failed to solve: failed to compute cache key: write /var/lib/buildkit/runc-overlayfs/snapshots/snapshots/41/fs/app/x.so: no space left on device", "/var/lib/buildkit/runc-overlayfs/snapshots/snapshots/41/fs/app/x.so"},
+		{"exit code: 1\n  the step uv pip install torch printed last:\n    OSError: [Errno 28] No space left on device: '/app/.venv/lib/python3.13/site-packages/torch/lib/libtorch_cpu.so'", "/app/.venv/lib/python3.13/site-packages/torch/lib/libtorch_cpu.so"},
+		{"No space left on device", ""},
+	} {
+		m := noSpaceRe.FindStringSubmatch(tc.msg)
+		if m == nil || noSpacePath(m) != tc.path {
+			t.Errorf("%q: matched %q, want the path %q", tc.msg, m, tc.path)
+			continue
+		}
+		e := &DiskFullError{Variant: "worker-cpu", Addr: "unix:///run/buildkit/buildkitd.sock", Path: noSpacePath(m), WheelBytes: 250e6, Err: errors.New(tc.msg)}
+		for _, want := range []string{"variant worker-cpu", "unix:///run/buildkit/buildkitd.sock", "ran out of disk space", "250 MB", "buildctl prune", tc.path} {
+			if !strings.Contains(e.Error(), want) {
+				t.Errorf("%q lacks %q", e.Error(), want)
+			}
+		}
+	}
+	if noSpaceRe.MatchString("no space left in the queue") {
+		t.Error("matched a message that is not ENOSPC")
+	}
+}
