@@ -161,6 +161,9 @@ func buildctlFrontend(t *testing.T, w *world.World, frontend, target, out string
 func TestBuildctlThroughFrontend(t *testing.T) {
 	w := world.ForTest(t)
 	fe := frontendImage(t, w)
+	// The frontend process (/bin/frontend, in a container buildkitd
+	// starts for each build) is sampled for its peak RSS.
+	rss := watchRSS("/bin/frontend")
 	for _, v := range []string{"backend-prod", "worker-cpu", "worker-gpu", "backend-dev"} {
 		t.Run(v, func(t *testing.T) {
 			ref := fmt.Sprintf("%s/itest-buildctl/%s:%s", w.Registry, v, "x")
@@ -172,6 +175,13 @@ func TestBuildctlThroughFrontend(t *testing.T) {
 				t.Errorf("config user %q", img.Config.User)
 			}
 		})
+	}
+	peak, procs := rss.Stop()
+	t.Logf("frontend image: peak RSS %.1f MiB over %d frontend processes (the four builds)", float64(peak)/(1<<20), procs)
+	if procs == 0 {
+		t.Error("no /bin/frontend process was seen: the memory of the frontend was not measured")
+	} else if peak > memBound {
+		t.Errorf("the frontend's peak RSS is %d bytes, bound %d", peak, memBound)
 	}
 	t.Run("targets", func(t *testing.T) {
 		out, err := buildctlFrontend(t, w, fe, "", "", "--opt", "requestid=frontend.targets", "--opt", "frontend.caps=moby.buildkit.frontend.subrequests")

@@ -288,8 +288,13 @@ func frontendInputs(ctx context.Context, bc *dockerui.Client, c gwclient.Client)
 		if mainErr != nil {
 			return false, mainErr
 		}
-		_, err := mainRef.StatFile(ctx, gwclient.StatRequest{Path: rel})
-		return err == nil, nil
+		if _, err := mainRef.StatFile(ctx, gwclient.StatRequest{Path: rel}); err != nil {
+			return false, nil
+		}
+		if err := refLinksOut(ctx, mainRef, rel, "(the main build context)"); err != nil {
+			return false, err
+		}
+		return true, nil
 	}
 	return variants.Inputs{
 		Project:     proj,

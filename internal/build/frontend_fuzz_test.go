@@ -90,7 +90,17 @@ func (r *fakeRef) StatFile(ctx context.Context, req gwclient.StatRequest) (*fsty
 	if err != nil {
 		return nil, err
 	}
-	return &fstypes.Stat{Path: req.Path, Mode: uint32(fi.Mode()), Size: fi.Size(), ModTime: fi.ModTime().UnixNano()}, nil
+	return stat(req.Path, p, fi), nil
+}
+
+// stat is what fsutil sends for a file: the mode bits as os.FileMode has
+// them, and a symlink's target.
+func stat(name, p string, fi fs.FileInfo) *fstypes.Stat {
+	st := &fstypes.Stat{Path: name, Mode: uint32(fi.Mode()), Size: fi.Size(), ModTime: fi.ModTime().UnixNano()}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		st.Linkname, _ = os.Readlink(p)
+	}
+	return st
 }
 
 func (r *fakeRef) ReadDir(ctx context.Context, req gwclient.ReadDirRequest) ([]*fstypes.Stat, error) {
@@ -105,7 +115,7 @@ func (r *fakeRef) ReadDir(ctx context.Context, req gwclient.ReadDirRequest) ([]*
 		if err != nil {
 			continue
 		}
-		out = append(out, &fstypes.Stat{Path: e.Name(), Mode: uint32(fi.Mode() & fs.ModePerm)})
+		out = append(out, stat(e.Name(), filepath.Join(p, e.Name()), fi))
 	}
 	return out, nil
 }
