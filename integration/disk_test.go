@@ -30,14 +30,7 @@ func TestDiskFull(t *testing.T) {
 		t.Skip("needs mkfs.ext4 (e2fsprogs)")
 	}
 	ctx := context.Background()
-	o := offline(w, "itest-disk")
-	o.Set("source-date-epoch", epoch)
-	a := buildArgs{dir: example, variants: []string{"backend-prod"}, opts: o, push: true}
-	rep, err := runBuild(t, w, a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := rep.Images[0].Digest
+	a, want := undisturbedProd(t, w, "itest-disk")
 
 	const size, free = 4 << 30, 300 << 20
 	disk, err := world.NewSmallDisk(ctx, t.TempDir(), size)
@@ -58,7 +51,7 @@ func TestDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	run := func() (*build.Report, error, time.Duration) {
+	run := func() (*build.Report, time.Duration, error) {
 		c, err := client.New(ctx, bk.Addr)
 		if err != nil {
 			t.Fatal(err)
@@ -70,11 +63,11 @@ func TestDiskFull(t *testing.T) {
 		}
 		defer logf.Close()
 		start := time.Now()
-		rep, err := build.Run(ctx, c, build.RunOptions{ContextDir: example, Variants: a.variants, Options: o,
+		rep, err := build.Run(ctx, c, build.RunOptions{ContextDir: example, Variants: a.variants, Options: a.opts,
 			Push: true, Inspect: true, Progress: "plain", ProgressOut: logf, Addr: bk.Addr})
-		return rep, err, time.Since(start)
+		return rep, time.Since(start), err
 	}
-	_, err, took := run()
+	_, took, err := run()
 	if err == nil {
 		t.Fatalf("backend-prod built with %d MiB free: the drill needs less", free>>20)
 	}
@@ -91,7 +84,7 @@ func TestDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := disk.Avail()
-	rep, err, took = run()
+	rep, took, err := run()
 	if err != nil {
 		t.Fatalf("after room was freed: %v", err)
 	}

@@ -186,6 +186,23 @@ func (nopFile) Close() error             { return nil }
 func (nopFile) Fd() uintptr              { return ^uintptr(0) }
 func (nopFile) Name() string             { return "progress" }
 
+// undisturbedProd builds and pushes backend-prod with SOURCE_DATE_EPOCH
+// under namespace ns: the build a drill repeats under its fault, and the
+// digest it must give once the fault is gone.
+func undisturbedProd(t *testing.T, w *world.World, ns string) (buildArgs, string) {
+	t.Helper()
+	o := offline(w, ns)
+	if err := o.Set("source-date-epoch", epoch); err != nil {
+		t.Fatal(err)
+	}
+	a := buildArgs{dir: example, variants: []string{"backend-prod"}, opts: o, push: true}
+	rep, err := runBuild(t, w, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, rep.Images[0].Digest
+}
+
 // TestDaemonKilled: buildkitd SIGKILLed while backend-prod's largest
 // install step (pandas, 13 MB of wheel) runs, and again while its export
 // pushes. The build fails
@@ -196,16 +213,7 @@ func (nopFile) Name() string             { return "progress" }
 func TestDaemonKilled(t *testing.T) {
 	w := world.ForTest(t)
 	ctx := context.Background()
-	o := offline(w, "itest-kill")
-	if err := o.Set("source-date-epoch", epoch); err != nil {
-		t.Fatal(err)
-	}
-	a := buildArgs{dir: example, variants: []string{"backend-prod"}, opts: o, push: true}
-	rep, err := runBuild(t, w, a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := rep.Images[0].Digest
+	a, want := undisturbedProd(t, w, "itest-kill")
 	defer func() {
 		// Whatever happened, leave the world's daemon running.
 		if err := w.RestartBuildkitd(ctx); err != nil {

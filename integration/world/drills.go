@@ -153,19 +153,7 @@ func (w *World) StartScratchBuildkitd(ctx context.Context, root string) (*Scratc
 	dir := filepath.Dir(root)
 	sock := filepath.Join(dir, "buildkitd.sock")
 	conf := filepath.Join(dir, "buildkitd.toml")
-	text := fmt.Sprintf(`root = %q
-[grpc]
-  address = ["unix://%s"]
-[worker.oci]
-  enabled = true
-  snapshotter = "overlayfs"
-  binary = "runc"
-[worker.containerd]
-  enabled = false
-[registry.%q]
-  http = true
-  insecure = true
-`, root, sock, w.layout.registry)
+	text := buildkitdTOML(root, sock, w.layout.registry, false)
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return nil, err
 	}

@@ -25,9 +25,21 @@ const (
 	IndexAddr = "127.0.0.1:3141"
 )
 
-func buildkitdService(l layout) (*service, error) {
-	conf := l.path("buildkitd", "buildkitd.toml")
-	text := fmt.Sprintf(`# Written by ktrdr-images' integration/world; rewritten on every start.
+// buildkitdTOML is the world's buildkitd configuration: state under root,
+// socket sock, plain HTTP to the registry. gc keeps the cache within the
+// world's limits; without it the daemon keeps everything (a drill's
+// scratch daemon, whose disk the drill fills on purpose).
+func buildkitdTOML(root, sock, registry string, gc bool) string {
+	gcText := `  gc = false`
+	if gc {
+		gcText = `  gc = true
+  # The world's wheelhouse and CUDA layers are large: keep them cached, but
+  # leave the disk room (the registry's store grows beside it).
+  reservedSpace = "10GB"
+  maxUsedSpace = "40GB"
+  minFreeSpace = "15GB"`
+	}
+	return fmt.Sprintf(`# Written by ktrdr-images' integration/world; rewritten on every start.
 root = %q
 insecure-entitlements = ["network.host"]
 
@@ -41,12 +53,7 @@ insecure-entitlements = ["network.host"]
   enabled = true
   snapshotter = "overlayfs"
   binary = "runc"
-  gc = true
-  # The world's wheelhouse and CUDA layers are large: keep them cached, but
-  # leave the disk room (the registry's store grows beside it).
-  reservedSpace = "10GB"
-  maxUsedSpace = "40GB"
-  minFreeSpace = "15GB"
+%s
 
 [worker.containerd]
   enabled = false
@@ -54,7 +61,12 @@ insecure-entitlements = ["network.host"]
 [registry.%q]
   http = true
   insecure = true
-`, l.path("buildkitd", "root"), l.socket(), l.registry)
+`, root, sock, gcText, registry)
+}
+
+func buildkitdService(l layout) (*service, error) {
+	conf := l.path("buildkitd", "buildkitd.toml")
+	text := buildkitdTOML(l.path("buildkitd", "root"), l.socket(), l.registry, true)
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return nil, err
 	}
