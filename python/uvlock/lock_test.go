@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ktrdr/ktrdr-images/python/pyproject"
 )
@@ -149,6 +150,14 @@ func FuzzParseLock(f *testing.F) {
 	f.Add([]byte(smallLock))
 	f.Add([]byte("version = 1\n[[package]]\nname = \"a\"\nsource = { editable = \".\" }\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		start := time.Now()
+		defer func() {
+			// A slow input is a finding too: the frontend reads locks
+			// it is sent.
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("%d bytes took %s", len(data), d)
+			}
+		}()
 		lock, err := Parse("uv.lock", data)
 		if err != nil {
 			return
