@@ -132,7 +132,7 @@ func existsInContext(dir, rel string) (bool, error) {
 		return false, err
 	}
 	if r, err := filepath.Rel(root, real); err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) || filepath.IsAbs(target) {
-		return false, fmt.Errorf("%s is a symlink to %s, outside the build context %s: the build sees only the context (BuildKit sends the link, not what it points to); copy the files into the context or make the link relative and inside it", p, target, dir)
+		return false, linkOutError(p, target, dir)
 	}
 	return true, nil
 }
