@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
-	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -24,23 +23,14 @@ import (
 // context's transfer ("transferring context:").
 func transferred(t *testing.T, path string) int64 {
 	t.Helper()
-	dt, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var most int64 = -1
-	dec := json.NewDecoder(strings.NewReader(string(dt)))
-	for {
-		var st client.SolveStatus
-		if err := dec.Decode(&st); err != nil {
-			break
-		}
+	eachStatus(t, path, func(st *client.SolveStatus) {
 		for _, s := range st.Statuses {
 			if strings.HasPrefix(s.ID, "transferring context") {
 				most = max(most, s.Current)
 			}
 		}
-	}
+	})
 	return most
 }
 

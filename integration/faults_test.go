@@ -101,23 +101,32 @@ type vertexRun struct {
 	Cached             bool
 }
 
-// readRawJSON reads a rawjson progress log: the last state of each vertex.
-func readRawJSON(t *testing.T, path string) map[string]vertexRun {
+// eachStatus calls fn on every solve status of a rawjson progress log,
+// in order.
+func eachStatus(t *testing.T, path string, fn func(*client.SolveStatus)) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	out := map[string]vertexRun{}
 	dec := json.NewDecoder(bufio.NewReader(f))
 	for {
 		var st client.SolveStatus
 		if err := dec.Decode(&st); err == io.EOF {
-			break
+			return
 		} else if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
+		fn(&st)
+	}
+}
+
+// readRawJSON reads a rawjson progress log: the last state of each vertex.
+func readRawJSON(t *testing.T, path string) map[string]vertexRun {
+	t.Helper()
+	out := map[string]vertexRun{}
+	eachStatus(t, path, func(st *client.SolveStatus) {
 		for _, v := range st.Vertexes {
 			r := out[v.Digest.String()]
 			if v.Name != "" {
@@ -132,8 +141,19 @@ func readRawJSON(t *testing.T, path string) map[string]vertexRun {
 			r.Cached = r.Cached || v.Cached
 			out[v.Digest.String()] = r
 		}
-	}
+	})
 	return out
+}
+
+// tagsUnmoved fails t for every tag of before that after gives another
+// digest (or none).
+func tagsUnmoved(t *testing.T, before, after map[string]string) {
+	t.Helper()
+	for k, d := range before {
+		if after[k] != d {
+			t.Errorf("tag %s moved from %s to %s", k, d, after[k])
+		}
+	}
 }
 
 // buildWatched runs one build with rawjson progress into logPath and
@@ -280,11 +300,7 @@ func TestDaemonKilled(t *testing.T) {
 				t.Errorf("the build took %s to fail after the kill (bound %s)", took, bound)
 			}
 			after := registryTags(t, w)
-			for k, d := range before {
-				if after[k] != d {
-					t.Errorf("tag %s moved from %s to %s", k, d, after[k])
-				}
-			}
+			tagsUnmoved(t, before, after)
 			var added []string
 			for k := range after {
 				if _, ok := before[k]; !ok {

@@ -1,12 +1,8 @@
 package integration
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,24 +19,13 @@ import (
 // rawjson progress log ("retrying in 1s" in the export's logs).
 func retriesLogged(t *testing.T, path string) int {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	n := 0
-	dec := json.NewDecoder(bufio.NewReader(f))
-	for {
-		var st client.SolveStatus
-		if err := dec.Decode(&st); err == io.EOF {
-			return n
-		} else if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
+	eachStatus(t, path, func(st *client.SolveStatus) {
 		for _, l := range st.Logs {
 			n += strings.Count(string(l.Data), "retrying in ")
 		}
-	}
+	})
+	return n
 }
 
 // TestRegistryFaults pushes backend-prod (built and cached once) through
@@ -109,11 +94,7 @@ func TestRegistryFaults(t *testing.T) {
 				t.Errorf("manifests put before their content: %v", st.Violations)
 			}
 			after := registryTags(t, w)
-			for k, d := range before {
-				if after[k] != d {
-					t.Errorf("tag %s moved from %s to %s", k, d, after[k])
-				}
-			}
+			tagsUnmoved(t, before, after)
 			var ours []string
 			for k := range after {
 				if strings.HasPrefix(k, ns+"/") {

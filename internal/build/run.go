@@ -418,9 +418,10 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 	if err != nil {
 		return nil, err
 	}
-	wheelBytes := map[string]int64{}
+	// Kept for a disk-full error's figures, computed only then.
+	graphs := map[string]variants.Image{}
 	for _, img := range imgs {
-		wheelBytes[img.Variant.Name] = lockedWheelBytes(img, ro.Options.Python)
+		graphs[img.Variant.Name] = img
 	}
 	ctxFS, err := fsutil.NewFS(ro.ContextDir)
 	if err != nil {
@@ -524,7 +525,7 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 						err = &StepError{Step: "exporting to image", Err: err}
 					}
 					if m := noSpaceRe.FindStringSubmatch(err.Error()); m != nil {
-						err = &DiskFullError{Variant: n, Addr: ro.Addr, Path: noSpacePath(m), WheelBytes: wheelBytes[n], Err: err}
+						err = &DiskFullError{Variant: n, Addr: ro.Addr, Path: noSpacePath(m), WheelBytes: lockedWheelBytes(graphs[n], ro.Options.Python), Err: err}
 					}
 				}
 				errs[n] = err
