@@ -25,6 +25,9 @@ import (
 type Inputs struct {
 	Project *pyproject.Project
 	Lock    *uvlock.Lock
+	// Spec is the application's images (LoadSpec); nil: KTRDR's four
+	// (DefaultSpec).
+	Spec *Spec
 	// Context is the build context with .dockerignore applied.
 	Context llb.State
 	// Exists reports whether a context path exists; variants' copied paths
@@ -71,15 +74,23 @@ type Image struct {
 // empty). Variants built together share one builder stage and every
 // environment layer they have in common.
 func Graphs(ctx context.Context, in Inputs, o Options, names []string) ([]Image, error) {
+	spec := in.Spec
+	if spec == nil {
+		spec = DefaultSpec()
+	}
+	o, err := spec.Apply(o)
+	if err != nil {
+		return nil, err
+	}
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
 	if len(names) == 0 {
-		names = Names()
+		names = spec.Names()
 	}
 	var vs []Variant
 	for _, n := range names {
-		v, err := Lookup(n)
+		v, err := spec.Lookup(n)
 		if err != nil {
 			return nil, fmt.Errorf("option variant: %w", err)
 		}
@@ -97,7 +108,7 @@ func Graphs(ctx context.Context, in Inputs, o Options, names []string) ([]Image,
 				return nil, fmt.Errorf("variant %s: checking %s in the build context: %w", v.Name, p, err)
 			}
 			if !ok {
-				return nil, fmt.Errorf("variant %s copies %s, which the build context %s does not have (it copies %s); check the context directory and its .dockerignore", v.Name, p, in.ContextName, strings.Join(v.Copy, ", "))
+				return nil, spec.MissingPath(v, p, in.ContextName)
 			}
 		}
 	}
@@ -290,25 +301,38 @@ func imageConfig(in Inputs, o Options, v Variant, name, baseRef string) ourllb.I
 	for k, val := range o.Labels {
 		labels[k] = val
 	}
-	health := fmt.Sprintf("curl -fs http://localhost:%d%s || exit 1", port, v.HealthPath)
-	return ourllb.ImageConfig{
-		User:         o.User,
-		WorkingDir:   o.AppDir,
-		Env:          []string{"PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", "VIRTUAL_ENV=" + venv},
-		PathPrepend:  []string{venv + "/bin"},
-		ExposedPorts: []string{fmt.Sprintf("%d/tcp", port)},
-		Healthcheck: &dockerspec.HealthcheckConfig{
-			Test:        []string{"CMD-SHELL", health},
+	cfg := ourllb.ImageConfig{
+		User:        o.User,
+		WorkingDir:  o.AppDir,
+		Env:         append([]string{"PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", "VIRTUAL_ENV=" + venv}, v.Env...),
+		PathPrepend: []string{venv + "/bin"},
+		Volumes:     v.Volumes,
+		Entrypoint:  []string{"/usr/bin/tini", "--"},
+		Cmd:         v.Command(o.app(v), port),
+		Labels:      labels,
+	}
+	if port > 0 {
+		cfg.ExposedPorts = []string{fmt.Sprintf("%d/tcp", port)}
+	}
+	// The health check: GET the health path, else the image's check
+	// command; neither, none.
+	var test []string
+	switch {
+	case port > 0 && v.HealthPath != "":
+		test = []string{"CMD-SHELL", fmt.Sprintf("curl -fs http://localhost:%d%s || exit 1", port, v.HealthPath)}
+	case len(v.Check) > 0:
+		test = append([]string{"CMD"}, v.Check...)
+	}
+	if test != nil {
+		cfg.Healthcheck = &dockerspec.HealthcheckConfig{
+			Test:        test,
 			Interval:    30 * time.Second,
 			Timeout:     10 * time.Second,
 			StartPeriod: 30 * time.Second,
 			Retries:     3,
-		},
-		Volumes:    v.Volumes,
-		Entrypoint: []string{"/usr/bin/tini", "--"},
-		Cmd:        v.Command(o.app(v), port),
-		Labels:     labels,
+		}
 	}
+	return cfg
 }
 
 func imageTitle(ref string) string {

@@ -630,10 +630,19 @@ func TestBadOptions(t *testing.T) {
 		})
 	}
 	o := variants.DefaultOptions()
-	for _, kv := range [][2]string{{"colour", "blue"}, {"port.worker-tpu", "1"}, {"uid", "abc"}} {
+	for _, kv := range [][2]string{{"colour", "blue"}, {"port.Worker TPU", "1"}, {"uid", "abc"}} {
 		if err := o.Set(kv[0], kv[1]); err == nil {
 			t.Errorf("Set(%s) accepted", kv[0])
 		}
+	}
+	// A variant name is checked against the spec: KTRDR's has no
+	// worker-tpu.
+	if err := o.Set("port.worker-tpu", "1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = variants.Graphs(context.Background(), in, o, nil)
+	if err == nil || !strings.Contains(err.Error(), `option port.worker-tpu: unknown variant "worker-tpu": expected one of backend-dev, backend-prod, worker-cpu, worker-gpu`) {
+		t.Errorf("port.worker-tpu: got %v", err)
 	}
 }
 
@@ -650,7 +659,7 @@ func TestMissingContextDirectory(t *testing.T) {
 		return exists(rel)
 	}
 	_, err = variants.Graphs(context.Background(), in, variants.DefaultOptions(), []string{"backend-prod"})
-	if err == nil || !strings.Contains(err.Error(), "variant backend-prod copies mcp") {
+	if err == nil || !strings.Contains(err.Error(), `variants/ktrdr.toml (the default spec):46: [tool.ktrdr-images] image "backend-prod", key copy: copies mcp, which the build context`) {
 		t.Fatalf("got %v", err)
 	}
 	// The real .dockerignore excludes tests/: a variant copying it must be

@@ -104,6 +104,10 @@ type Options struct {
 	// of merging diff layers: for daemons without the diff and merge ops
 	// (BuildKit < v0.10). build.Solve sets it from the daemon's caps.
 	Plain bool
+
+	// set are the keys given to Set (--opt, build args): a spec's
+	// settings do not override them (Spec.Apply).
+	set map[string]bool
 }
 
 // Default values of the options.
@@ -206,17 +210,31 @@ func OptionKeys() [][2]string {
 	return out
 }
 
-// Set parses one option given as key and value. Unknown keys, unknown
-// variants and malformed numbers are errors naming the option.
+// Set parses one option given as key and value. Unknown keys and
+// malformed numbers are errors naming the option; a variant name in a key
+// (image.NAME) is checked against the spec by Spec.Apply and CheckVariants.
+// An option given to Set is the user's: a spec's settings leave it as is.
 func (o *Options) Set(key, value string) error {
+	if err := o.assign(key, value); err != nil {
+		return err
+	}
+	if o.set == nil {
+		o.set = map[string]bool{}
+	}
+	o.set[key] = true
+	return nil
+}
+
+// assign parses and stores one option.
+func (o *Options) assign(key, value string) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("option %s=%q: %s", key, value, fmt.Sprintf(format, args...))
 	}
 	if prefix, rest, ok := strings.Cut(key, "."); ok {
 		switch prefix {
 		case "image", "port", "app":
-			if _, err := Lookup(rest); err != nil {
-				return fmt.Errorf("option %s: %w", key, err)
+			if !nameRE.MatchString(rest) {
+				return fmt.Errorf("option %s: %q is not a variant name (lower-case letters, digits, - and _)", key, rest)
 			}
 			switch prefix {
 			case "image":
@@ -411,18 +429,26 @@ func (o Options) Validate() error {
 	if o.CPUIndexURL == "" {
 		return fmt.Errorf("option cpu-index-url: expected the URL of an index of CPU torch builds")
 	}
-	for _, v := range All() {
-		if _, err := o.ImageName(v); err != nil {
+	for _, name := range sortedMapKeys(o.Images) {
+		if _, err := o.ImageName(Variant{Name: name, Image: o.Images[name]}); err != nil {
 			return err
 		}
-		if p, ok := o.Ports[v.Name]; ok && (p < 1 || p > 65535) {
-			return fmt.Errorf("option port.%s=%d: expected a port number from 1 to 65535", v.Name, p)
+	}
+	if o.Tag != "" || o.Registry != "" {
+		if _, err := o.ImageName(Variant{Name: "any", Image: "image:latest"}); err != nil {
+			return err
 		}
-		if a, ok := o.Apps[v.Name]; ok {
-			mod, attr, found := strings.Cut(a, ":")
-			if !found || !pyIdentPath(mod) || !pyIdentPath(attr) {
-				return fmt.Errorf("option app.%s=%q: expected module:attribute, like ktrdr.api.main:app", v.Name, a)
-			}
+	}
+	for _, name := range sortedMapKeys(o.Ports) {
+		if p := o.Ports[name]; p < 1 || p > 65535 {
+			return fmt.Errorf("option port.%s=%d: expected a port number from 1 to 65535", name, p)
+		}
+	}
+	for _, name := range sortedMapKeys(o.Apps) {
+		a := o.Apps[name]
+		mod, attr, found := strings.Cut(a, ":")
+		if !found || !pyIdentPath(mod) || !pyIdentPath(attr) {
+			return fmt.Errorf("option app.%s=%q: expected module:attribute, like ktrdr.api.main:app", name, a)
 		}
 	}
 	if err := o.user().Validate(); err != nil {
@@ -461,6 +487,95 @@ func (o Options) Validate() error {
 		return fmt.Errorf("option app-dir: %w", err)
 	}
 	return nil
+}
+
+// CheckVariants checks the options that name a variant (image.NAME,
+// port.NAME, app.NAME) against the spec's images.
+func (o Options) CheckVariants(s *Spec) error {
+	for _, m := range []struct {
+		key   string
+		names []string
+	}{{"image", sortedMapKeys(o.Images)}, {"port", sortedMapKeys(o.Ports)}, {"app", sortedMapKeys(o.Apps)}} {
+		for _, n := range m.names {
+			v, err := s.Lookup(n)
+			if err != nil {
+				return fmt.Errorf("option %s.%s: %w", m.key, n, err)
+			}
+			if m.key == "app" && len(v.Cmd) > 0 {
+				return fmt.Errorf("option app.%s: variant %s has a command, not an ASGI app (%s)", n, n, s.source())
+			}
+		}
+	}
+	return nil
+}
+
+func sortedMapKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// get is the value of a setting key as assign takes it (for Spec.Apply's
+// "still the built-in default" test).
+func (o Options) get(key string) string {
+	switch key {
+	case "user":
+		return o.User
+	case "group":
+		return o.Group
+	case "uid":
+		return strconv.Itoa(o.UID)
+	case "gid":
+		return strconv.Itoa(o.GID)
+	case "app-dir":
+		return o.AppDir
+	case "python-base":
+		return o.PythonBase
+	case "python-version":
+		return o.Python
+	case "python-command":
+		return o.PythonCommand
+	case "cuda-base":
+		return o.CUDABase
+	case "toolchain":
+		return strings.Join(o.Toolchain, ",")
+	case "runtime-packages":
+		return strings.Join(o.RuntimePackages, ",")
+	case "registry":
+		return o.Registry
+	case "tag":
+		return o.Tag
+	case "installer":
+		return o.Installer
+	case "uv-image":
+		return o.UVImage
+	case "uv-version":
+		return o.UVVersion
+	case "index-url":
+		return o.IndexURL
+	case "cpu-index-url":
+		return o.CPUIndexURL
+	case "cuda-index-url":
+		return o.CUDAIndexURL
+	case "source":
+		return o.Source
+	case "annotations":
+		return strconv.FormatBool(o.Annotations)
+	case "compile-bytecode":
+		return strconv.FormatBool(o.CompileBytecode)
+	case "toolchain-mode":
+		return o.ToolchainMode
+	case "layer-threshold":
+		return strconv.FormatInt(o.LayerThreshold, 10)
+	case "layer-buckets":
+		return strconv.Itoa(o.LayerBuckets)
+	case "layer-budget":
+		return strconv.Itoa(o.LayerBudget)
+	}
+	return ""
 }
 
 func pyIdentPath(s string) bool {

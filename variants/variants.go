@@ -1,8 +1,13 @@
-// Package variants holds KTRDR's four images as data: for each, the extras
-// and dependency groups of the project it installs, the torch flavour, the
-// directories it copies, its port, health check and command. Everything that
-// differs between the images is a field of Variant; nothing else in
-// ktrdr-images knows KTRDR's image names.
+// Package variants holds an application's images as data: for each, the
+// extras and dependency groups of the project it installs, the torch
+// flavour, the directories it copies, its port, health check and command.
+// Everything that differs between the images is a field of Variant; nothing
+// else in ktrdr-images knows an application's image names.
+//
+// The images are declared in the project's pyproject.toml, in a
+// [tool.ktrdr-images] table (spec.go: LoadSpec); a project without one gets
+// KTRDR's four, which are that same table embedded (ktrdr.toml,
+// DefaultSpec).
 //
 // Pins turns a variant into the exact package set for one platform and
 // Python version (python/uvlock). AssignLayers (layers.go) splits those pins
@@ -16,7 +21,6 @@ package variants
 import (
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/ktrdr/ktrdr-images/python/pep508"
 	"github.com/ktrdr/ktrdr-images/python/pyproject"
@@ -54,6 +58,17 @@ type Variant struct {
 	App      string
 	// ExtraArgs follow the host and port arguments.
 	ExtraArgs []string
+	// Cmd, when set, is the image's command as it is (no app, host or
+	// port added): a worker without a port, say.
+	Cmd []string
+	// Check is a command that must succeed in the image: its probe, and
+	// its HEALTHCHECK when it has no health path.
+	Check []string
+	// Env are NAME=VALUE pairs added to the image's env.
+	Env []string
+	// Absent are app-dir paths that must not be in the image (what the
+	// context's .dockerignore keeps out).
+	Absent []string
 	// Volumes are declared in the image config.
 	Volumes []string
 	// RunMounts are context paths mounted into the app dir at run time
@@ -65,14 +80,18 @@ type Variant struct {
 	Tools [][]string
 }
 
-// Command is the image's command: launcher, app, host, port, extra args.
+// Command is the image's command: Cmd when set, else launcher, app, host,
+// port, extra args.
 func (v Variant) Command(app string, port int) []string {
+	if len(v.Cmd) > 0 {
+		return append([]string{}, v.Cmd...)
+	}
 	cmd := append([]string{}, v.Launcher...)
 	cmd = append(cmd, app, "--host", "0.0.0.0", "--port", strconv.Itoa(port))
 	return append(cmd, v.ExtraArgs...)
 }
 
-// The variant names.
+// The names of KTRDR's variants (the default spec).
 const (
 	BackendDev  = "backend-dev"
 	BackendProd = "backend-prod"
@@ -80,96 +99,16 @@ const (
 	WorkerGPU   = "worker-gpu"
 )
 
-// All returns the four variants, in a fixed order. Each call returns a fresh
-// copy, so callers may modify what they get.
-func All() []Variant {
-	// The literal is built anew on each call: no state is shared.
-	return []Variant{
-		{
-			Name:        BackendDev,
-			Description: "development backend: every dependency incl. the dev group, CPU-only torch, code mounted at run time",
-			Extras:      []string{"ml"},
-			Groups:      []string{"dev"},
-			Torch:       uvlock.FlavourCPU,
-			Image:       "ktrdr-backend:dev",
-			Port:        8000,
-			HealthPath:  "/api/v1/health",
-			Launcher:    []string{"uvicorn"},
-			App:         "ktrdr.api.main:app",
-			// --reload-dir: without watchfiles (not in the lock) uvicorn's
-			// reloader polls every *.py under its directories, the venv's
-			// 9,000 included: 47% of a core while idle, against 0.8% when it
-			// watches the mounted code only (measured with docker stats).
-			ExtraArgs:    []string{"--reload", "--reload-dir", "/app/ktrdr", "--log-config", "/app/ktrdr/config/logging_config.json"},
-			RunMounts:    []string{"ktrdr"},
-			HealthExpect: map[string]any{"status": "ok"},
-			Tools:        [][]string{{"pytest", "--version"}, {"mypy", "--version"}, {"black", "--version"}},
-		},
-		{
-			Name:           BackendProd,
-			Description:    "production API backend: runtime dependencies only, no torch",
-			Torch:          uvlock.FlavourNone,
-			Image:          "ktrdr-backend:prod",
-			Copy:           []string{"ktrdr", "mcp", "config", "strategies", "alembic", "alembic.ini", "pyproject.toml", "README.md"},
-			InstallProject: true,
-			Port:           8000,
-			HealthPath:     "/api/v1/health",
-			Launcher:       []string{"uvicorn"},
-			App:            "ktrdr.api.main:app",
-			HealthExpect:   map[string]any{"status": "ok"},
-		},
-		{
-			Name:           WorkerCPU,
-			Description:    "backtest/training worker with CPU-only torch (no CUDA, no nvidia-* wheels)",
-			Extras:         []string{"ml"},
-			Torch:          uvlock.FlavourCPU,
-			Image:          "ktrdr-worker-cpu:latest",
-			Copy:           []string{"ktrdr", "config", "strategies", "pyproject.toml", "README.md"},
-			InstallProject: true,
-			Port:           5003,
-			HealthPath:     "/health",
-			Launcher:       []string{"uvicorn"},
-			App:            "ktrdr.backtesting.backtest_worker:app",
-			HealthExpect:   map[string]any{"healthy": true},
-		},
-		{
-			Name:           WorkerGPU,
-			Description:    "training worker with CUDA torch and exactly one CUDA stack",
-			Extras:         []string{"ml"},
-			Torch:          uvlock.FlavourCUDA,
-			Image:          "ktrdr-worker-gpu:latest",
-			CUDABase:       true,
-			Copy:           []string{"ktrdr", "config", "strategies", "pyproject.toml", "README.md"},
-			InstallProject: true,
-			Port:           5002,
-			HealthPath:     "/health",
-			Launcher:       []string{"python", "-m", "uvicorn"},
-			App:            "ktrdr.training.training_worker_api:app",
-			Volumes:        []string{"/app/data", "/app/logs"},
-			HealthExpect:   map[string]any{"healthy": true},
-		},
-	}
-}
+// All returns KTRDR's four variants (DefaultSpec), in a fixed order. Each
+// call returns a fresh copy, so callers may modify what they get.
+func All() []Variant { return DefaultSpec().Variants }
 
-// Names returns the variant names in the order of All.
-func Names() []string {
-	var out []string
-	for _, v := range All() {
-		out = append(out, v.Name)
-	}
-	return out
-}
+// Names returns the default spec's variant names in the order of All.
+func Names() []string { return DefaultSpec().Names() }
 
-// Lookup returns the variant with that name, or an error listing the valid
-// names.
-func Lookup(name string) (Variant, error) {
-	for _, v := range All() {
-		if v.Name == name {
-			return v, nil
-		}
-	}
-	return Variant{}, fmt.Errorf("unknown variant %q: expected one of %s", name, strings.Join(Names(), ", "))
-}
+// Lookup returns the default spec's variant with that name, or an error
+// listing the valid names.
+func Lookup(name string) (Variant, error) { return DefaultSpec().Lookup(name) }
 
 // Target is the environment an image is built for.
 type Target struct {

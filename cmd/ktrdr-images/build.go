@@ -60,7 +60,7 @@ Options (--opt KEY=VALUE, repeatable):
 	fl := cmd.Flags()
 	addClientFlags(cmd, &f)
 	fl.StringVar(&f.contextDir, "context", ".", "project directory (the build context)")
-	fl.StringArrayVar(&f.variants, "variant", nil, "variant to build (repeatable; default: all): "+strings.Join(variants.Names(), ", "))
+	fl.StringArrayVar(&f.variants, "variant", nil, "variant to build (repeatable; default: all of the spec's; KTRDR's are "+strings.Join(variants.Names(), ", ")+")")
 	fl.StringArrayVar(&f.opts, "opt", nil, "option KEY=VALUE (repeatable; see above)")
 	fl.StringVar(&f.platform, "platform", variants.DefaultPlatform, "target platform: linux/amd64 or linux/arm64")
 	fl.BoolVar(&f.push, "push", false, "push each image to its registry name (see the registry, tag and image.VARIANT options)")

@@ -40,7 +40,7 @@ Options (--opt KEY=VALUE, repeatable):
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.contextDir, "context", ".", "project directory (the build context)")
-	f.StringArrayVar(&o.variants, "variant", nil, "variant to plan (repeatable; default: all): "+strings.Join(variants.Names(), ", "))
+	f.StringArrayVar(&o.variants, "variant", nil, "variant to plan (repeatable; default: all of the spec's; KTRDR's are "+strings.Join(variants.Names(), ", ")+")")
 	f.StringVar(&o.format, "format", "json", "output format: json, dot (Graphviz) or layers (a table of each image's package layers)")
 	f.StringArrayVar(&o.opts, "opt", nil, "option KEY=VALUE (repeatable; see above)")
 	f.StringVar(&o.platform, "platform", variants.DefaultPlatform, "target platform: linux/amd64 or linux/arm64")
@@ -82,14 +82,14 @@ func runPlan(ctx context.Context, w io.Writer, po planOptions) error {
 	if err != nil {
 		return err
 	}
-	for _, v := range po.variants {
-		if _, err := variants.Lookup(v); err != nil {
-			return fmt.Errorf("option --variant: %w", err)
-		}
-	}
 	in, err := build.LocalInputs(po.contextDir)
 	if err != nil {
 		return err
+	}
+	for _, v := range po.variants {
+		if _, err := in.Spec.Lookup(v); err != nil {
+			return fmt.Errorf("option --variant: %w", err)
+		}
 	}
 	images, err := variants.Graphs(ctx, in, opts, po.variants)
 	if err != nil {

@@ -4,27 +4,51 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/ktrdr/ktrdr-images/python/pyproject"
 	"github.com/ktrdr/ktrdr-images/python/uvlock"
 	"github.com/ktrdr/ktrdr-images/variants"
 	"github.com/spf13/cobra"
 )
 
 func newTargetsCommand() *cobra.Command {
-	var format string
+	var format, contextDir string
 	cmd := &cobra.Command{
-		Use:   "targets",
-		Short: "List the image variants and what each is for",
-		Args:  cobra.NoArgs,
+		Use:   "targets [--context DIR]",
+		Short: "List the image variants of a project's spec and what each is for",
+		Long: `List the images the project in --context declares in its pyproject.toml's
+[tool.ktrdr-images] table; KTRDR's four when it has none, or when the
+directory has no pyproject.toml.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return writeTargets(cmd.OutOrStdout(), format)
+			spec, err := loadSpec(contextDir, cmd.Flags().Changed("context"))
+			if err != nil {
+				return err
+			}
+			return writeTargets(cmd.OutOrStdout(), spec, format)
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
+	cmd.Flags().StringVar(&contextDir, "context", ".", "project directory (its pyproject.toml's [tool.ktrdr-images])")
 	return cmd
+}
+
+// loadSpec reads the spec of the project in dir, checked against its
+// pyproject.toml and uv.lock. Without a pyproject.toml in dir it is KTRDR's
+// default spec, unless the directory was named (required).
+func loadSpec(dir string, required bool) (*variants.Spec, error) {
+	if _, err := os.Stat(filepath.Join(dir, pyproject.FileName)); err != nil && !required {
+		return variants.DefaultSpec(), nil
+	}
+	proj, lock, err := uvlock.LoadProject(dir)
+	if err != nil {
+		return nil, err
+	}
+	return variants.LoadSpec(proj, lock)
 }
 
 type targetJSON struct {
@@ -35,8 +59,8 @@ type targetJSON struct {
 	Torch       string   `json:"torch"`
 }
 
-func writeTargets(w io.Writer, format string) error {
-	all := variants.All()
+func writeTargets(w io.Writer, spec *variants.Spec, format string) error {
+	all := spec.Variants
 	switch format {
 	case "table":
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -82,7 +106,7 @@ output is a valid requirements file.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.contextDir, "context", ".", "project directory holding pyproject.toml and uv.lock")
-	f.StringVar(&o.variant, "variant", "", "variant to resolve: "+strings.Join(variants.Names(), ", "))
+	f.StringVar(&o.variant, "variant", "", "variant to resolve: one of the spec's images (`ktrdr-images targets`); KTRDR's: "+strings.Join(variants.Names(), ", "))
 	f.StringVar(&o.platform, "platform", variants.DefaultPlatform, "target platform: linux/amd64 or linux/arm64")
 	f.StringVar(&o.python, "python", variants.DefaultPython, "target Python version (X.Y or X.Y.Z)")
 	f.BoolVar(&o.cudaFromBase, "cuda-from-base", false, "worker-gpu: the base image provides CUDA, leave the nvidia-* wheels out")
@@ -112,19 +136,23 @@ type requirementsJSON struct {
 }
 
 func runRequirements(w io.Writer, o requirementsOptions) error {
-	if o.variant == "" {
-		return fmt.Errorf("option --variant is required: expected one of %s", strings.Join(variants.Names(), ", "))
-	}
 	if o.format != "text" && o.format != "json" {
 		return fmt.Errorf("option --format: %q is not a format; expected text or json", o.format)
-	}
-	v, err := variants.Lookup(o.variant)
-	if err != nil {
-		return fmt.Errorf("option --variant: %w", err)
 	}
 	proj, lock, err := uvlock.LoadProject(o.contextDir)
 	if err != nil {
 		return err
+	}
+	spec, err := variants.LoadSpec(proj, lock)
+	if err != nil {
+		return err
+	}
+	if o.variant == "" {
+		return fmt.Errorf("option --variant is required: expected one of %s", strings.Join(spec.Names(), ", "))
+	}
+	v, err := spec.Lookup(o.variant)
+	if err != nil {
+		return fmt.Errorf("option --variant: %w", err)
 	}
 	res, err := v.Pins(proj, lock, variants.Target{
 		Platform:     o.platform,

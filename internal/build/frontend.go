@@ -33,21 +33,53 @@ func Frontend(ctx context.Context, c gwclient.Client) (*gwclient.Result, error) 
 	if err != nil {
 		return nil, err
 	}
+	// The images are the project's spec: the context is read for any
+	// request, a subrequest (targets, outline) included.
+	var (
+		inOnce sync.Once
+		in     variants.Inputs
+		inErr  error
+	)
+	inputs := func(ctx context.Context) (variants.Inputs, error) {
+		inOnce.Do(func() { in, inErr = frontendInputs(ctx, bc, c) })
+		return in, inErr
+	}
 	if res, handled, err := bc.HandleSubrequest(ctx, dockerui.RequestHandler{
-		ListTargets: listTargets,
-		Outline:     func(ctx context.Context) (*outline.Outline, error) { return describe(bc.Target) },
+		ListTargets: func(ctx context.Context) (*targets.List, error) {
+			in, err := inputs(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return listTargets(in.Spec), nil
+		},
+		Outline: func(ctx context.Context) (*outline.Outline, error) {
+			in, err := inputs(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return describe(in.Spec, bc.Target)
+		},
 	}); handled {
 		return res, err
 	}
-	v, err := variants.Lookup(bc.Target)
+	o, probe, err := OptionsFromBuildArgs(bc.BuildArgs)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := inputs(ctx); err != nil {
+		return nil, err
+	}
+	v, err := in.Spec.Lookup(bc.Target)
 	if err != nil {
 		if bc.Target == "" {
-			return nil, fmt.Errorf("no target: set the target (--target, or target= in bake) to one of %s", strings.Join(variants.Names(), ", "))
+			return nil, fmt.Errorf("no target: set the target (--target, or target= in bake) to one of %s", strings.Join(in.Spec.Names(), ", "))
 		}
 		return nil, fmt.Errorf("target: %w", err)
 	}
-	o, probe, err := OptionsFromBuildArgs(bc.BuildArgs)
-	if err != nil {
+	if o, err = in.Spec.Apply(o); err != nil {
+		return nil, err
+	}
+	if err := o.Validate(); err != nil {
 		return nil, err
 	}
 	// docker buildx build --network host: every step on the host's
@@ -56,10 +88,6 @@ func Frontend(ctx context.Context, c gwclient.Client) (*gwclient.Result, error) 
 	o.Network = bc.NetworkMode
 	for k, val := range bc.Labels {
 		o.Labels[k] = val
-	}
-	in, err := frontendInputs(ctx, bc, c)
-	if err != nil {
-		return nil, err
 	}
 	// attest:sbom (docker buildx build --sbom=true, buildctl --opt
 	// attest:sbom=): the SPDX document is made here, from the lock, and
@@ -202,26 +230,29 @@ func namedBases(ctx context.Context, bc *dockerui.Client, o variants.Options, pl
 	return out, nil
 }
 
-func listTargets(context.Context) (*targets.List, error) {
+func listTargets(spec *variants.Spec) *targets.List {
 	l := &targets.List{}
-	for _, v := range variants.All() {
-		l.Targets = append(l.Targets, targets.Target{Name: v.Name, Description: v.Description, Default: v.Name == variants.BackendProd})
+	for _, v := range spec.Variants {
+		l.Targets = append(l.Targets, targets.Target{Name: v.Name, Description: v.Description, Default: v.Name == spec.DefaultTarget})
 	}
-	return l, nil
+	return l
 }
 
-func describe(target string) (*outline.Outline, error) {
+func describe(spec *variants.Spec, target string) (*outline.Outline, error) {
 	name := target
-	desc := "ktrdr-images: KTRDR's images built from LLB, no Dockerfile"
+	desc := "ktrdr-images: the images of " + spec.Path + ", built from LLB, no Dockerfile"
 	if target != "" {
-		v, err := variants.Lookup(target)
+		v, err := spec.Lookup(target)
 		if err != nil {
 			return nil, fmt.Errorf("target: %w", err)
 		}
 		desc = v.Description
 	}
 	out := &outline.Outline{Name: name, Description: desc}
-	def := variants.DefaultOptions()
+	def, err := spec.Apply(variants.DefaultOptions())
+	if err != nil {
+		return nil, err
+	}
 	defaults := map[string]string{
 		"platform": def.Platform, "python-version": def.Python, "python-base": def.PythonBase,
 		"installer": def.Installer, "uv-version": def.UVVersion, "cpu-index-url": def.CPUIndexURL,
@@ -276,6 +307,10 @@ func frontendInputs(ctx context.Context, bc *dockerui.Client, c gwclient.Client)
 	if err := uvlock.Check(proj, lock); err != nil {
 		return variants.Inputs{}, err
 	}
+	spec, err := variants.LoadSpec(proj, lock)
+	if err != nil {
+		return variants.Inputs{}, err
+	}
 	// The whole context is solved once, on first use, whatever the number
 	// of platforms asking.
 	var (
@@ -299,6 +334,7 @@ func frontendInputs(ctx context.Context, bc *dockerui.Client, c gwclient.Client)
 	return variants.Inputs{
 		Project:     proj,
 		Lock:        lock,
+		Spec:        spec,
 		Context:     *main,
 		Exists:      exists,
 		ContextName: "(the main build context)",

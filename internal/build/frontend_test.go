@@ -1,9 +1,10 @@
 package build
 
 import (
-	"context"
 	"strings"
 	"testing"
+
+	"github.com/ktrdr/ktrdr-images/variants"
 )
 
 func TestOptionsFromBuildArgs(t *testing.T) {
@@ -26,7 +27,7 @@ func TestOptionsFromBuildArgs(t *testing.T) {
 		"COLOUR=blue":         `build-arg COLOUR: unknown option "colour": expected one of`,
 		"UV_VERSION=latest":   "uv version",
 		"PROBE=maybe":         "expected true or false",
-		"port.worker-tpu=1":   "worker-tpu",
+		"port.Worker_TPU=1":   "Worker_TPU",
 		"PLATFORM=linux/s390": "option platform",
 	} {
 		k, v, _ := strings.Cut(args, "=")
@@ -38,20 +39,30 @@ func TestOptionsFromBuildArgs(t *testing.T) {
 }
 
 func TestSubrequestAnswers(t *testing.T) {
-	l, err := listTargets(context.Background())
-	if err != nil || len(l.Targets) != 4 {
-		t.Fatalf("targets %+v %v", l, err)
+	spec := variants.DefaultSpec()
+	l := listTargets(spec)
+	if len(l.Targets) != 4 || !l.Targets[1].Default || l.Targets[1].Name != "backend-prod" {
+		t.Fatalf("targets %+v", l)
 	}
 	for _, tg := range l.Targets {
 		if tg.Description == "" {
 			t.Errorf("target %s has no description", tg.Name)
 		}
 	}
-	o, err := describe("worker-cpu")
+	o, err := describe(spec, "worker-cpu")
 	if err != nil || !strings.Contains(o.Description, "CPU") || len(o.Args) < 10 {
 		t.Errorf("outline %+v %v", o, err)
 	}
-	if _, err := describe("worker-tpu"); err == nil {
+	// A variant in a build arg is checked against the spec, once the
+	// context is read.
+	o2, _, err := OptionsFromBuildArgs(map[string]string{"port.worker-tpu": "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := spec.Apply(o2); err == nil || !strings.Contains(err.Error(), `option port.worker-tpu: unknown variant "worker-tpu"`) {
+		t.Errorf("port.worker-tpu: got %v", err)
+	}
+	if _, err := describe(spec, "worker-tpu"); err == nil {
 		t.Error("outline of an unknown target accepted")
 	}
 }

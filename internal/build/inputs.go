@@ -36,6 +36,10 @@ func LocalInputs(dir string) (variants.Inputs, error) {
 	if err != nil {
 		return variants.Inputs{}, err
 	}
+	spec, err := variants.LoadSpec(proj, lock)
+	if err != nil {
+		return variants.Inputs{}, err
+	}
 	excludes, err := readDockerignore(dir)
 	if err != nil {
 		return variants.Inputs{}, err
@@ -76,6 +80,7 @@ func LocalInputs(dir string) (variants.Inputs, error) {
 	return variants.Inputs{
 		Project:     proj,
 		Lock:        lock,
+		Spec:        spec,
 		Context:     ctxState,
 		Exists:      exists,
 		ContextName: dir,

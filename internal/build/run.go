@@ -396,22 +396,25 @@ func (e *VariantError) Error() string {
 // name. It returns the report of the images that were built; a variant that
 // fails (a probe included) is not exported and makes the error non-nil.
 func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) {
+	// Read and check the project and its spec once, before any solve: bad
+	// input fails here, with nothing sent to the daemon.
+	in, err := LocalInputs(ro.ContextDir)
+	if err != nil {
+		return nil, err
+	}
 	names := ro.Variants
 	if len(names) == 0 {
-		names = variants.Names()
+		names = in.Spec.Names()
 	}
 	for _, n := range names {
-		if _, err := variants.Lookup(n); err != nil {
+		if _, err := in.Spec.Lookup(n); err != nil {
 			return nil, fmt.Errorf("option --variant: %w", err)
 		}
 	}
-	if err := ro.Options.Validate(); err != nil {
+	if ro.Options, err = in.Spec.Apply(ro.Options); err != nil {
 		return nil, err
 	}
-	// Read and check the project once, before any solve: bad input fails
-	// here, with nothing sent to the daemon.
-	in, err := LocalInputs(ro.ContextDir)
-	if err != nil {
+	if err := ro.Options.Validate(); err != nil {
 		return nil, err
 	}
 	imgs, err := variants.Graphs(ctx, in, ro.Options, names)
@@ -432,7 +435,8 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 	dockerConfig := config.LoadDefaultConfigFile(os.Stderr)
 	solveOpts := map[string]client.SolveOpt{}
 	for _, n := range names {
-		so, err := solveOpt(ro, n, dockerConfig)
+		v, _ := in.Spec.Lookup(n) // checked above
+		so, err := solveOpt(ro, v, dockerConfig)
 		if err != nil {
 			return nil, err
 		}
@@ -608,8 +612,8 @@ func unwrapProbe(err error, s *Solved) error {
 
 // solveOpt makes the solve options of one variant: its exports, caches and
 // the registry credentials of the user's docker config.
-func solveOpt(ro RunOptions, variant string, dockerConfig *configfile.ConfigFile) (client.SolveOpt, error) {
-	v, _ := variants.Lookup(variant)
+func solveOpt(ro RunOptions, v variants.Variant, dockerConfig *configfile.ConfigFile) (client.SolveOpt, error) {
+	variant := v.Name
 	name, err := ro.Options.ImageName(v)
 	if err != nil {
 		return client.SolveOpt{}, err

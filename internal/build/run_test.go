@@ -44,7 +44,7 @@ func TestSolveOptSubstitutesAndPushes(t *testing.T) {
 		Options: o, Push: true,
 		Outputs:     []string{"type=oci,dest=" + dir + "/out/{variant}.tar"},
 		ImportCache: []string{"type=registry,ref=r/cache:{variant}"},
-	}, "worker-cpu", nil)
+	}, workerCPU, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestSolveOptSubstitutesAndPushes(t *testing.T) {
 	if ref := so.CacheImports[0].Attrs["ref"]; ref != "r/cache:worker-cpu" {
 		t.Errorf("cache import ref %q", ref)
 	}
-	if _, err := solveOpt(RunOptions{Options: o, Outputs: []string{""}}, "worker-cpu", nil); err == nil || !strings.Contains(err.Error(), "empty value") {
+	if _, err := solveOpt(RunOptions{Options: o, Outputs: []string{""}}, workerCPU, nil); err == nil || !strings.Contains(err.Error(), "empty value") {
 		t.Errorf("an empty --output: %v", err)
 	}
 }
@@ -84,14 +84,14 @@ func TestParseProvenance(t *testing.T) {
 
 func TestSolveOptSecretsAndProvenance(t *testing.T) {
 	o := variants.DefaultOptions()
-	so, err := solveOpt(RunOptions{Options: o, Provenance: "mode=max", Secrets: []string{"id=idx,env=HOME"}}, "worker-cpu", nil)
+	so, err := solveOpt(RunOptions{Options: o, Provenance: "mode=max", Secrets: []string{"id=idx,env=HOME"}}, workerCPU, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if so.FrontendAttrs["attest:provenance"] != "mode=max" || len(so.Session) != 2 {
 		t.Errorf("attrs %v, %d session attachables (want the auth and the secrets providers)", so.FrontendAttrs, len(so.Session))
 	}
-	if _, err := solveOpt(RunOptions{Options: o, Secrets: []string{"id=idx,src=/nonexistent/file"}}, "worker-cpu", nil); err == nil || !strings.Contains(err.Error(), "option --secret") {
+	if _, err := solveOpt(RunOptions{Options: o, Secrets: []string{"id=idx,src=/nonexistent/file"}}, workerCPU, nil); err == nil || !strings.Contains(err.Error(), "option --secret") {
 		t.Errorf("a secret file that does not exist: %v", err)
 	}
 }
@@ -195,3 +195,5 @@ func TestDiskFull(t *testing.T) {
 		t.Error("matched a message that is not ENOSPC")
 	}
 }
+
+var workerCPU, _ = variants.Lookup(variants.WorkerCPU)

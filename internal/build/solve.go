@@ -182,11 +182,12 @@ func Spec(img variants.Image, o variants.Options) probe.Spec {
 		UID:          o.UID,
 		GID:          o.GID,
 		AppDir:       o.AppDir,
-		Absent:       []string{path.Join(o.AppDir, "archive"), path.Join(o.AppDir, "tests")},
+		Absent:       absent(o.AppDir, v.Absent),
 		Torch:        string(v.Torch),
 		HealthPath:   v.HealthPath,
 		HealthExpect: v.HealthExpect,
 		Tools:        v.Tools,
+		Command:      v.Check,
 		BaseEnv:      img.BaseConfig.Config.Env,
 		Labels:       []string{"org.opencontainers.image.title", "org.opencontainers.image.version", "org.opencontainers.image.description"},
 		Volumes:      v.Volumes,
@@ -217,6 +218,14 @@ func Spec(img variants.Image, o variants.Options) probe.Spec {
 		}
 	}
 	return spec
+}
+
+func absent(appDir string, rel []string) []string {
+	var out []string
+	for _, r := range rel {
+		out = append(out, path.Join(appDir, r))
+	}
+	return out
 }
 
 func runProbes(ctx context.Context, gw gwclient.Client, in variants.Inputs, o variants.Options, img variants.Image, ref gwclient.Reference, imports []gwclient.CacheOptionsEntry) ([]probe.Result, error) {

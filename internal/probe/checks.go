@@ -35,6 +35,9 @@ type Spec struct {
 	// Tools are commands (with arguments) that must run, like
 	// "pytest --version".
 	Tools [][]string
+	// Command is the image's own check (an image without a port: a
+	// worker's one unit of work), run as the image's user; it must exit 0.
+	Command []string
 	// BaseEnv is the base image's env: PATH's entries and LANG must survive.
 	BaseEnv []string
 	// Labels must be set on the image.
@@ -76,7 +79,10 @@ func Check(ctx context.Context, c *Container, cfg dockerspec.DockerOCIImage, spe
 	for _, tool := range spec.Tools {
 		add(checkTool(ctx, c, tool))
 	}
-	if spec.Port > 0 {
+	if len(spec.Command) > 0 {
+		add(checkCommand(ctx, c, spec.Command))
+	}
+	if spec.Port > 0 && spec.HealthPath != "" {
 		add(checkHealth(ctx, c, spec))
 	}
 	return out
@@ -318,6 +324,17 @@ func checkTool(ctx context.Context, c *Container, tool []string) Result {
 	}
 	first, _, _ := strings.Cut(strings.TrimSpace(r.Stdout+r.Stderr), "\n")
 	return result(name, nil, tail(first, 120))
+}
+
+// checkCommand runs the image's check command as its user, in its env and
+// workdir.
+func checkCommand(ctx context.Context, c *Container, cmd []string) Result {
+	name := "check " + strings.Join(cmd, " ")
+	r := c.Run(ctx, "", cmd...)
+	if r.Err != nil {
+		return result(name, fmt.Errorf("%v: %s", r.Err, tail(r.Stderr+r.Stdout, 400)), "")
+	}
+	return result(name, nil, "exit 0: "+tail(lastLine(strings.TrimSpace(r.Stdout+r.Stderr)), 160))
 }
 
 func checkHealth(ctx context.Context, c *Container, spec Spec) Result {

@@ -28,6 +28,9 @@ const FileName = "pyproject.toml"
 type Project struct {
 	// Path is the file the project was read from; errors name it.
 	Path string
+	// Data is the file's content, for readers of other [tool] tables
+	// (the images' spec, variants.LoadSpec).
+	Data []byte
 	// Name is the project name as written; NormalizedName gives the PEP 503 form.
 	Name    string
 	Version string
@@ -236,6 +239,7 @@ func Parse(path string, data []byte) (*Project, error) {
 	}
 	p := &Project{
 		Path:                 path,
+		Data:                 data,
 		Name:                 r.Project.Name,
 		Version:              r.Project.Version,
 		Description:          r.Project.Description,
