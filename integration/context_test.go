@@ -133,7 +133,7 @@ func TestHostileContext(t *testing.T) {
 		{"dockerignore excludes a copied path", func(dir string) error {
 			appendLine(t, filepath.Join(dir, ".dockerignore"), "strategies/")
 			return nil
-		}, []string{"variant backend-prod copies strategies", ".dockerignore"}},
+		}, []string{`image "backend-prod", key copy: copies strategies`, ".dockerignore"}},
 		{"copied path links out", func(dir string) error {
 			if err := os.RemoveAll(filepath.Join(dir, "strategies")); err != nil {
 				return err

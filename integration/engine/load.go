@@ -92,7 +92,7 @@ func (v *verifier) load(ctx context.Context) error {
 			continue
 		}
 		v.untagOld(ctx, ref)
-		v.sh(ctx, 20*time.Minute, "docker pull "+ref, prints("Status: "))
+		v.pull(ctx, ref)
 		v.sh(ctx, time.Minute, "docker tag "+ref+" "+SeedNames[n], succeeds("named "+SeedNames[n]+" as the seed's docker build -t does"))
 		if n == variants.BackendProd && loadedID != "" {
 			pulledProd, _ = v.Docker.ImageID(ctx, ref)
@@ -113,6 +113,29 @@ func (v *verifier) load(ctx context.Context) error {
 		v.record(ck)
 	}
 	return nil
+}
+
+// pull runs docker pull, once more if the first try fails: the engine
+// pulls a worker-gpu of several GB over one connection per layer, and a
+// layer download cut short (an unexpected EOF, a reset) fails the whole
+// pull. The first failure is printed with its output and counted in the
+// detail of the second try, never hidden.
+func (v *verifier) pull(ctx context.Context, ref string) {
+	line := "docker pull " + ref
+	pctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
+	start := time.Now()
+	out, err := v.Docker.Shell(pctx, v.WorkDir, line)
+	cancel()
+	verdict, detail := prints("Status: ")(out, err)
+	if verdict == Pass {
+		v.record(Check{Command: line, Output: out, Verdict: verdict, Detail: detail, Took: time.Since(start)})
+		return
+	}
+	fmt.Fprintf(v.Out, "\n$ %s\n%s\n=> the first try failed (%s); trying once more\n", line, indent(shorten(strings.TrimRight(out, "\n"), 40)), detail)
+	c := v.sh(ctx, 20*time.Minute, line, prints("Status: "))
+	if c.Verdict == Pass {
+		v.res.Checks[len(v.res.Checks)-1].Detail += " (on the second try; the first: " + detail + ")"
+	}
 }
 
 func variantFlags(names []string) string {

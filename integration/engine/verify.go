@@ -184,7 +184,7 @@ func (v *verifier) sh(ctx context.Context, timeout time.Duration, line string, j
 func succeeds(what string) judge {
 	return func(out string, err error) (Verdict, string) {
 		if err != nil {
-			return Fail, fmt.Sprintf("%s: %v", what, err)
+			return Fail, fmt.Sprintf("%s: %v%s", what, err, lastWords(out))
 		}
 		return Pass, what
 	}
@@ -195,13 +195,25 @@ func succeeds(what string) judge {
 func prints(want string) judge {
 	return func(out string, err error) (Verdict, string) {
 		if err != nil {
-			return Fail, fmt.Sprintf("exit status: %v (expected it to print %q)", err, want)
+			return Fail, fmt.Sprintf("exit status: %v (expected it to print %q)%s", err, want, lastWords(out))
 		}
 		if !strings.Contains(out, want) {
 			return Fail, fmt.Sprintf("expected the output to contain %q", want)
 		}
 		return Pass, fmt.Sprintf("prints %q", want)
 	}
+}
+
+// lastWords is the last non-empty line of a failed command's output, for
+// the verdict's detail (the whole output is printed above it).
+func lastWords(out string) string {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" {
+			return "; it printed last: " + l
+		}
+	}
+	return "; it printed nothing"
 }
 
 func (v *verifier) engine(ctx context.Context) error {
