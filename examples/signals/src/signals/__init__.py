@@ -1,0 +1,3 @@
+"""signals: scores a window of prices with a small linear model."""
+
+__version__ = "0.3.1"
