@@ -3,7 +3,8 @@
 #   make images      set up the offline world as needed (tools, buildkitd, registry,
 #                    base images, package index), then build the four images of
 #                    examples/ktrdr in one invocation, probe them, push them to the
-#                    world's registry and print the table (REPORT=FILE: also JSON)
+#                    world's registry and print the table (REPORT=FILE: also JSON;
+#                    APP=examples/signals: the second example's images)
 #   make test        unit tests, then the integration tests on the offline world,
 #                    which is brought up as needed (what .ci/run runs)
 #   make test-short  unit tests only, no daemon, seconds
@@ -20,9 +21,12 @@ WORLD      = $(GO) run ./integration/world/cmd/ktrdr-world
 .PHONY: images test test-short test-integration world world-down vet fmt-check
 
 REPORT ?=
+# APP: the project whose images make images builds (its [tool.ktrdr-images]
+# spec, or KTRDR's four): make images APP=examples/signals
+APP    ?= examples/ktrdr
 
 images:
-	$(GO) run ./integration/cmd/images $(if $(REPORT),-report $(REPORT))
+	$(GO) run ./integration/cmd/images -context $(APP) $(if $(REPORT),-report $(REPORT))
 
 test: fmt-check vet test-short test-integration
 

@@ -141,9 +141,15 @@ func imageOf(t *testing.T, ref string) (string, ocispecs.Image, []byte) {
 }
 
 func buildctlFrontend(t *testing.T, w *world.World, frontend, target, out string, extra ...string) (string, error) {
+	return buildctlFrontendIn(t, w, frontend, example, target, out, extra...)
+}
+
+// buildctlFrontendIn builds target of the project in dir with buildctl
+// through the frontend image.
+func buildctlFrontendIn(t *testing.T, w *world.World, frontend, dir, target, out string, extra ...string) (string, error) {
 	args := []string{"--addr", w.BuildkitAddr, "build", "--frontend", "gateway.v0",
 		"--opt", "source=" + frontend, "--opt", "target=" + target,
-		"--local", "context=" + example, "--local", "dockerfile=" + example, "--progress", "plain"}
+		"--local", "context=" + dir, "--local", "dockerfile=" + dir, "--progress", "plain"}
 	ba := buildArgsFor(w)
 	for _, k := range sortedKeys(ba) {
 		args = append(args, "--opt", "build-arg:"+k+"="+ba[k])

@@ -429,37 +429,41 @@ func lastLine(s string) string {
 	return lines[len(lines)-1]
 }
 
-// The committed examples/ktrdr/uv.lock is what uv lock makes of the
-// example's pyproject.toml against this index now: re-locked in a temp dir
-// (as `ktrdr-world lock examples/ktrdr` does), it comes out byte for byte
-// the same; a stale lock fails with the diff.
+// The committed uv.lock of each example (examples/ktrdr, examples/signals)
+// is what uv lock makes of its pyproject.toml against this index now:
+// re-locked in a temp dir (as `ktrdr-world lock examples/NAME` does), it
+// comes out byte for byte the same; a stale lock fails with the diff.
 func TestExampleLockIsCurrent(t *testing.T) {
 	w := ForTest(t)
-	src := filepath.Join("..", "..", "examples", "ktrdr")
-	dir := t.TempDir()
-	for _, f := range []string{"pyproject.toml", "uv.lock"} {
-		b, err := os.ReadFile(filepath.Join(src, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	for _, app := range []string{"ktrdr", "signals"} {
+		t.Run(app, func(t *testing.T) {
+			src := filepath.Join("..", "..", "examples", app)
+			dir := t.TempDir()
+			for _, f := range []string{"pyproject.toml", "uv.lock"} {
+				b, err := os.ReadFile(filepath.Join(src, f))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			got, err := w.Lock(ctx, dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := os.ReadFile(filepath.Join(src, "uv.lock"))
+			if string(got) == string(want) {
+				return
+			}
+			fresh := filepath.Join(dir, "uv.lock.new")
+			os.WriteFile(fresh, got, 0o644)
+			diff, _ := exec.Command("diff", "-u", filepath.Join(src, "uv.lock"), fresh).CombinedOutput()
+			t.Errorf("examples/%s/uv.lock is stale: %s gives another lock; run `go run ./integration/world/cmd/ktrdr-world lock examples/%s` and commit it:\n%s", app, w.LockCommand(), app, diff)
+		})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	got, err := w.Lock(ctx, dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, _ := os.ReadFile(filepath.Join(src, "uv.lock"))
-	if string(got) == string(want) {
-		return
-	}
-	fresh := filepath.Join(dir, "uv.lock.new")
-	os.WriteFile(fresh, got, 0o644)
-	diff, _ := exec.Command("diff", "-u", filepath.Join(src, "uv.lock"), fresh).CombinedOutput()
-	t.Errorf("examples/ktrdr/uv.lock is stale: %s gives another lock; run `go run ./integration/world/cmd/ktrdr-world lock examples/ktrdr` and commit it:\n%s", w.LockCommand(), diff)
 }
 
 // What the real uv does with an index option under --frozen, the fact the

@@ -1,6 +1,7 @@
 // Command images is `make images`: it brings the offline world up (tools,
 // buildkitd, registry, Debian-made base images, the local package index;
-// everything cached), builds the four images of the example app with
+// everything cached), builds the images of the example app (KTRDR's four;
+// -context examples/signals: the second app's three) with
 // ktrdr-images in one invocation, probes them, pushes them to the world's
 // registry and prints the table. It is the CLI's build with the options
 // that point it at the offline world (its python base, uv image and local
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -44,13 +46,15 @@ func run(ctx context.Context, dir, report, progress string) error {
 		return fmt.Errorf("bringing the offline world up: %w", err)
 	}
 	worldTook := time.Since(start).Round(time.Second)
-	fmt.Fprintf(os.Stderr, "offline world up in %s; building the four images of %s\n", worldTook, dir)
+	fmt.Fprintf(os.Stderr, "offline world up in %s; building every image of %s\n", worldTook, dir)
 	c, err := w.Client(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	o := w.BuildOptions("ktrdr")
+	// Each app under its own namespace: 127.0.0.1:5000/ktrdr/...,
+	// 127.0.0.1:5000/signals/...
+	o := w.BuildOptions(filepath.Base(filepath.Clean(dir)))
 	bstart := time.Now()
 	rep, err := build.Run(ctx, c, build.RunOptions{
 		ContextDir: dir, Options: o, Probe: true, Push: true, Inspect: true, Progress: progress,
@@ -64,7 +68,7 @@ func run(ctx context.Context, dir, report, progress string) error {
 			dockerSizes = d.DockerSizes(ctx, rep)
 		}
 		build.WriteTableDocker(os.Stdout, rep, dockerSizes)
-		fmt.Printf("four images built, probed and pushed to %s in %s (the world was up in %s)\n", o.Registry, time.Since(bstart).Round(time.Second), worldTook)
+		fmt.Printf("%d images built, probed and pushed to %s in %s (the world was up in %s)\n", len(rep.Images), o.Registry, time.Since(bstart).Round(time.Second), worldTook)
 		if report != "" {
 			if werr := build.WriteReportFile(report, rep); werr != nil {
 				return fmt.Errorf("-report: %w", werr)
