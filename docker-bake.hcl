@@ -1,10 +1,14 @@
 # docker buildx bake for KTRDR's four images, built by the ktrdr-images
 # frontend: no Dockerfile, the frontend image is named by BUILDKIT_SYNTAX.
+# Generated from KTRDR's default spec (the project has no [tool.ktrdr-images]
+# table) by `ktrdr-images bake-file`: change the spec, not this file, and run
+# it again where this file is:
+#   ktrdr-images bake-file --context examples/ktrdr --output docker-bake.hcl
 #
 #   docker buildx bake                       # all four (the default group)
-#   docker buildx bake worker-cpu --push
+#   docker buildx bake backend-prod --push
 #   REGISTRY=ghcr.io/me TAG=sha-abc docker buildx bake --push
-#   docker buildx bake --call=targets worker-cpu
+#   docker buildx bake --call=targets backend-prod
 #   docker buildx bake --sbom=true --provenance=mode=max --push
 #   INDEX_URL=https://pypi.corp/simple INDEX_AUTH_SECRET=index INDEX_USERNAME=ci \
 #     INDEX_PASSWORD=... docker buildx bake --push
@@ -15,6 +19,8 @@
 variable "REGISTRY" {
   default = "127.0.0.1:5000/ktrdr"
 }
+# TAG tags the images the spec names with latest or no tag; ktrdr-backend:dev
+# and ktrdr-backend:prod keep theirs.
 variable "TAG" {
   default = "latest"
 }

@@ -512,6 +512,23 @@ func (s *Spec) MissingPath(v Variant, p, contextName string) error {
 	return specErr(s.Path, s.line(v.Name, "copy"), "image "+strconv.Quote(v.Name)+", key copy", "copies %s, which the build context %s does not have (it copies %s); check the context directory and its .dockerignore", p, contextName, strings.Join(v.Copy, ", "))
 }
 
+// KeyError is an error about one key of an image, found by a reader of the
+// spec outside this package (bake-file): it names the spec's file and line.
+func (s *Spec) KeyError(v Variant, key string, err error) error {
+	return specErr(s.Path, s.line(v.Name, key), "image "+strconv.Quote(v.Name)+", key "+key, "%v", err)
+}
+
+// Setting is the value of a setting the spec gives ("registry", "tag"...),
+// and whether it gives one.
+func (s *Spec) Setting(key string) (string, bool) {
+	for _, kv := range s.Settings {
+		if kv[0] == key {
+			return kv[1], true
+		}
+	}
+	return "", false
+}
+
 // Apply gives o the spec's settings where o still has the built-in default
 // and the option was not set with Set (--opt, a build arg): the project's
 // values come between the built-in defaults and the user's.

@@ -6,6 +6,7 @@
 //	ktrdr-images targets                       the variants and what each is for
 //	ktrdr-images requirements --variant V ...  the exact pinned package set of a variant
 //	ktrdr-images plan --variant V ...          the LLB graph, without a daemon
+//	ktrdr-images bake-file [--output FILE]     a docker-bake.hcl for the spec's images
 //
 // Errors go to stderr and the exit status is non-zero.
 package main
@@ -31,6 +32,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newTargetsCommand(), newRequirementsCommand(), newPlanCommand(), newBuildCommand(), newFrontendImageCommand())
+	root.AddCommand(newTargetsCommand(), newRequirementsCommand(), newPlanCommand(), newBuildCommand(), newFrontendImageCommand(), newBakeFileCommand())
 	return root
 }

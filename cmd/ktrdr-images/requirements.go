@@ -41,14 +41,25 @@ directory has no pyproject.toml.`,
 // pyproject.toml and uv.lock. Without a pyproject.toml in dir it is KTRDR's
 // default spec, unless the directory was named (required).
 func loadSpec(dir string, required bool) (*variants.Spec, error) {
+	spec, _, err := loadProjectSpec(dir, required)
+	return spec, err
+}
+
+// loadProjectSpec is loadSpec that also returns the project (nil when the
+// spec is the default for want of a pyproject.toml).
+func loadProjectSpec(dir string, required bool) (*variants.Spec, *pyproject.Project, error) {
 	if _, err := os.Stat(filepath.Join(dir, pyproject.FileName)); err != nil && !required {
-		return variants.DefaultSpec(), nil
+		return variants.DefaultSpec(), nil, nil
 	}
 	proj, lock, err := uvlock.LoadProject(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return variants.LoadSpec(proj, lock)
+	spec, err := variants.LoadSpec(proj, lock)
+	if err != nil {
+		return nil, nil, err
+	}
+	return spec, proj, nil
 }
 
 type targetJSON struct {
