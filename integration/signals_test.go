@@ -17,7 +17,8 @@ var signalsApp = filepath.Join("..", "examples", "signals")
 // its spec: the API and the CPU worker from the CLI with every probe in
 // the image (the worker by its check command, having no port), then the
 // CPU worker through the frontend image with buildctl, which must give the
-// CLI's manifest digest. The CUDA worker is planned here (its pins are the
+// CLI's manifest digest, and the API through buildx bake with the bake
+// file ktrdr-images bake-file generates for the spec. The CUDA worker is planned here (its pins are the
 // lock's cu124 torch and nvidia-* wheels) and built by
 // `make images APP=examples/signals`, not in CI: its CUDA layers alone are
 // the size of KTRDR's worker-gpu.
@@ -97,6 +98,32 @@ func TestSecondApp(t *testing.T) {
 		t.Errorf("worker-cpu through the frontend image is %s, from the CLI %s", d, cliDigest)
 	}
 	t.Logf("worker-cpu: CLI and buildctl through the frontend: %s", d)
+
+	// The same API image through buildx bake, from the bake file that
+	// ktrdr-images bake-file writes for the app's spec.
+	abs, err := filepath.Abs(signalsApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bakeDir := t.TempDir()
+	if out, err := runCmd(t, nil, "..", "go", "run", "./cmd/ktrdr-images", "bake-file", "--context", abs, "--output", filepath.Join(bakeDir, "docker-bake.hcl")); err != nil {
+		t.Fatalf("bake-file: %v\n%s", err, out)
+	}
+	bin, env := buildxEnv(t, w)
+	env = append(env, "FRONTEND="+fe, "REGISTRY="+w.Registry+"/itest-signals-bake")
+	ba := buildArgsFor(w)
+	for _, k := range sortedKeys(ba) {
+		env = append(env, k+"="+ba[k])
+	}
+	if out, err := runCmd(t, env, bakeDir, bin, "bake", "api", "--progress", "plain", "--provenance=false",
+		"--set", "*.output=type=image,push=true,rewrite-timestamp=true"); err != nil {
+		t.Fatalf("bake: %v\n%s", err, lastLines(out, 30))
+	}
+	bakeDigest, _, _ := imageOf(t, w.Registry+"/itest-signals-bake/signals-api:latest")
+	if cliDigest, _, _ := imageOf(t, refs["api"]); bakeDigest != cliDigest {
+		t.Errorf("api through bake-file and buildx bake is %s, from the CLI %s", bakeDigest, cliDigest)
+	}
+	t.Logf("api: CLI and buildx bake (generated bake file): %s", bakeDigest)
 }
 
 func contains(list []string, s string) bool {

@@ -39,7 +39,7 @@ func newBuildCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "build [--variant V]... [--push] [--opt KEY=VALUE]...",
 		Short: "Build variants on buildkitd, probe them and export each under its name",
-		Long: `Build the variants (all four by default) together on one buildkitd: one
+		Long: `Build the spec's images (all of them by default) together on one buildkitd: one
 solve per image, run concurrently, so every vertex the images share is
 solved once, and one export per image under its own name. Each image is
 probed from the inside (gateway containers, no Docker engine) before it is

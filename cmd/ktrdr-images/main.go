@@ -1,9 +1,12 @@
-// Command ktrdr-images builds KTRDR's four container images with BuildKit,
-// from Go-built LLB graphs instead of Dockerfiles.
+// Command ktrdr-images builds a uv project's container images with
+// BuildKit, from Go-built LLB graphs instead of Dockerfiles: the images its
+// pyproject.toml declares in [tool.ktrdr-images], KTRDR's four when it
+// declares none.
 //
-// Subcommands so far:
+// Subcommands:
 //
-//	ktrdr-images targets                       the variants and what each is for
+//	ktrdr-images targets                       the images and what each is for
+//	ktrdr-images build [--variant V]...        build, probe and export them
 //	ktrdr-images requirements --variant V ...  the exact pinned package set of a variant
 //	ktrdr-images plan --variant V ...          the LLB graph, without a daemon
 //	ktrdr-images bake-file [--output FILE]     a docker-bake.hcl for the spec's images
