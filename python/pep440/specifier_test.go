@@ -43,6 +43,12 @@ var containsCases = []struct {
 	{"!=2.0+local", "2.0", false, true},
 	{"!=2.*", "2.5", false, false},
 	{"!=2.*", "3.0", false, true},
+	{"==1.0.*", "1", false, true},  // the candidate is padded with zeros
+	{"==01.*", "1.0", false, true}, // integers are normalized in wildcards too
+	{"!=00.*", "0", false, false},
+	{"==1!2.*", "3!2.0", false, false}, // the epoch must match
+	{"!=1!2.*", "3!2.0", false, true},
+	{"==0!2.*", "2.0", false, true},
 	{"!=1.0a1", "1.1a1", false, false}, // != never opts in to pre-releases
 	// Exclusive ordered comparisons.
 	{"<2.0", "1.9", false, true},
@@ -96,6 +102,8 @@ var containsCases = []struct {
 	{"~=2.2.post3", "2.2.post2", false, false},
 	{"~=1!2.2", "1!2.5", false, true},
 	{"~=1!2.2", "2.5", false, false},
+	{"~=1.0.0", "1", false, true},
+	{"~=0.0.00", "0", false, true},
 	// Arbitrary equality.
 	{"===1.0", "1.0", false, true},
 	{"===1.0", "1.0.0", false, false},

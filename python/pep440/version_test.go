@@ -41,6 +41,7 @@ var normalizeCases = []struct {
 	{in: "2.5.1+CPU", want: "2.5.1+cpu", local: "cpu"},
 	{in: "1.0+ubuntu-1_2.03", want: "1.0+ubuntu.1.2.3", local: "ubuntu.1.2.3"},
 	{in: "1.0+001", want: "1.0+1", local: "1"},
+	{in: "\v1.0\f", want: "1.0"}, // PEP 440 names \v and \f among the whitespace to ignore
 	{in: "20240101.123456789012345678901234567890", want: "20240101.123456789012345678901234567890"},
 }
 
