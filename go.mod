@@ -9,7 +9,15 @@ require (
 	github.com/spf13/cobra v1.10.2
 )
 
-require github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
+require (
+	github.com/aquasecurity/go-pep440-version v0.0.1
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
+)
+
+require (
+	github.com/aquasecurity/go-version v0.0.1 // indirect
+	golang.org/x/xerrors v0.0.0-20240903120638-7835f813f4da // indirect
+)
 
 require (
 	cel.dev/expr v0.25.2 // indirect
