@@ -3,12 +3,14 @@ package pep440
 // A differential test against github.com/aquasecurity/go-pep440-version
 // (Trivy's PEP 440 library, imported here as trivy): every case of this
 // package's tests, every seed of its fuzz targets, the cases of the issue
-// that proposed the switch and every version and specifier of the repository's
-// uv.lock and pyproject.toml files go through both implementations, and each
-// disagreement is compared with knownDifferences. A new disagreement fails the
-// test, and so does a listed one that is gone (or whose answers changed): the
-// list is the measured difference, not a guess. FuzzDifferential looks for
-// disagreements outside the listed classes.
+// that proposed the switch, and the repository's locks (every locked version,
+// every requires-dist specifier against the versions locked for its package,
+// and requires-python and the Python markers of the uv.lock and
+// pyproject.toml files against Python versions) go through both
+// implementations, and each disagreement is compared with knownDifferences.
+// A new disagreement fails the test, and so does a listed one that is gone
+// (or whose answers changed): the list is the measured difference, not a
+// guess. FuzzDifferential looks for disagreements outside the listed classes.
 //
 // The outcome: Trivy's library gets PEP 440 wrong where our callers rely on
 // it (compatible release with a pre-release bound, zero padding, epochs and
