@@ -5,44 +5,48 @@ import (
 	"testing"
 )
 
+// normalizeCases are versions with their normalized spelling, local label
+// and pre/post/dev flags.
+var normalizeCases = []struct {
+	in, want, local string
+	pre, post, dev  bool
+}{
+	{in: "1.0", want: "1.0"},
+	{in: "1.0.0", want: "1.0.0"},
+	{in: " v1.2.3 ", want: "1.2.3"},
+	{in: "V1.2", want: "1.2"},
+	{in: "01.002.0003", want: "1.2.3"},
+	{in: "0!1.0", want: "1.0"},
+	{in: "1!2.0", want: "1!2.0"},
+	{in: "1.0a1", want: "1.0a1", pre: true},
+	{in: "1.0alpha1", want: "1.0a1", pre: true},
+	{in: "1.0-ALPHA.1", want: "1.0a1", pre: true},
+	{in: "1.0a", want: "1.0a0", pre: true},
+	{in: "1.0beta2", want: "1.0b2", pre: true},
+	{in: "1.0c1", want: "1.0rc1", pre: true},
+	{in: "1.0pre1", want: "1.0rc1", pre: true},
+	{in: "1.0preview1", want: "1.0rc1", pre: true},
+	{in: "1.0.RC.1", want: "1.0rc1", pre: true},
+	{in: "1.0-1", want: "1.0.post1", post: true},
+	{in: "1.0post", want: "1.0.post0", post: true},
+	{in: "1.0.rev2", want: "1.0.post2", post: true},
+	{in: "1.0-r3", want: "1.0.post3", post: true},
+	{in: "1.0_post_4", want: "1.0.post4", post: true},
+	{in: "1.0.post-", want: "1.0.post0", post: true}, // accepted by packaging too
+	{in: "1.0dev", want: "1.0.dev0", pre: true, dev: true},
+	{in: "1.0-dev-5", want: "1.0.dev5", pre: true, dev: true},
+	{in: "1.0a1.post2.dev3", want: "1.0a1.post2.dev3", pre: true, post: true, dev: true},
+	{in: "1.0.post1.dev0", want: "1.0.post1.dev0", pre: true, post: true, dev: true},
+	{in: "2.5.1+cu124", want: "2.5.1+cu124", local: "cu124"},
+	{in: "2.5.1+CPU", want: "2.5.1+cpu", local: "cpu"},
+	{in: "1.0+ubuntu-1_2.03", want: "1.0+ubuntu.1.2.3", local: "ubuntu.1.2.3"},
+	{in: "1.0+001", want: "1.0+1", local: "1"},
+	{in: "\v1.0\f", want: "1.0"}, // PEP 440 names \v and \f among the whitespace to ignore
+	{in: "20240101.123456789012345678901234567890", want: "20240101.123456789012345678901234567890"},
+}
+
 func TestParseNormalizes(t *testing.T) {
-	tests := []struct {
-		in, want, local string
-		pre, post, dev  bool
-	}{
-		{in: "1.0", want: "1.0"},
-		{in: "1.0.0", want: "1.0.0"},
-		{in: " v1.2.3 ", want: "1.2.3"},
-		{in: "V1.2", want: "1.2"},
-		{in: "01.002.0003", want: "1.2.3"},
-		{in: "0!1.0", want: "1.0"},
-		{in: "1!2.0", want: "1!2.0"},
-		{in: "1.0a1", want: "1.0a1", pre: true},
-		{in: "1.0alpha1", want: "1.0a1", pre: true},
-		{in: "1.0-ALPHA.1", want: "1.0a1", pre: true},
-		{in: "1.0a", want: "1.0a0", pre: true},
-		{in: "1.0beta2", want: "1.0b2", pre: true},
-		{in: "1.0c1", want: "1.0rc1", pre: true},
-		{in: "1.0pre1", want: "1.0rc1", pre: true},
-		{in: "1.0preview1", want: "1.0rc1", pre: true},
-		{in: "1.0.RC.1", want: "1.0rc1", pre: true},
-		{in: "1.0-1", want: "1.0.post1", post: true},
-		{in: "1.0post", want: "1.0.post0", post: true},
-		{in: "1.0.rev2", want: "1.0.post2", post: true},
-		{in: "1.0-r3", want: "1.0.post3", post: true},
-		{in: "1.0_post_4", want: "1.0.post4", post: true},
-		{in: "1.0.post-", want: "1.0.post0", post: true}, // accepted by packaging too
-		{in: "1.0dev", want: "1.0.dev0", pre: true, dev: true},
-		{in: "1.0-dev-5", want: "1.0.dev5", pre: true, dev: true},
-		{in: "1.0a1.post2.dev3", want: "1.0a1.post2.dev3", pre: true, post: true, dev: true},
-		{in: "1.0.post1.dev0", want: "1.0.post1.dev0", pre: true, post: true, dev: true},
-		{in: "2.5.1+cu124", want: "2.5.1+cu124", local: "cu124"},
-		{in: "2.5.1+CPU", want: "2.5.1+cpu", local: "cpu"},
-		{in: "1.0+ubuntu-1_2.03", want: "1.0+ubuntu.1.2.3", local: "ubuntu.1.2.3"},
-		{in: "1.0+001", want: "1.0+1", local: "1"},
-		{in: "20240101.123456789012345678901234567890", want: "20240101.123456789012345678901234567890"},
-	}
-	for _, tt := range tests {
+	for _, tt := range normalizeCases {
 		v, err := Parse(tt.in)
 		if err != nil {
 			t.Errorf("Parse(%q): %v", tt.in, err)
@@ -71,12 +75,15 @@ func plusLocal(l string) string {
 	return "+" + l
 }
 
+// invalidVersions are strings Parse must reject.
+var invalidVersions = []string{
+	"", " ", "v", "1.", ".1", "1..0", "1.0+", "1.0+a..b", "1.0+_a", "a1.0",
+	"1.0-", "1.0.post-x", "1.0 a1", "1!", "!1.0", "1.0.*", "1.0+ab cd",
+	"1.0ǩ", "1.0\u212a", "1.0+\u017f", "1,0", "1.0a1b1", "==1.0",
+}
+
 func TestParseErrors(t *testing.T) {
-	for _, in := range []string{
-		"", " ", "v", "1.", ".1", "1..0", "1.0+", "1.0+a..b", "1.0+_a", "a1.0",
-		"1.0-", "1.0.post-x", "1.0 a1", "1!", "!1.0", "1.0.*", "1.0+ab cd",
-		"1.0ǩ", "1.0\u212a", "1.0+\u017f", "1,0", "1.0a1b1", "==1.0",
-	} {
+	for _, in := range invalidVersions {
 		v, err := Parse(in)
 		if err == nil {
 			t.Errorf("Parse(%q) = %q, want error", in, v)
@@ -156,19 +163,21 @@ func TestCompareOrderingPairwise(t *testing.T) {
 	}
 }
 
+// equalSpellings are pairs of spellings of one version.
+var equalSpellings = [][2]string{
+	{"1.0", "1.0.0"},
+	{"1", "1.0.0.0"},
+	{"1.0", "0!1.0"},
+	{"1.0a1", "1.0alpha1"},
+	{"1.0rc1", "1.0c1"},
+	{"1.0.post0", "1.0-0"},
+	{"1.0+local.1", "1.0+LOCAL-01"},
+	{"3.13", "3.13.0"},
+	{"v2.0", "2.0"},
+}
+
 func TestCompareEqualSpellings(t *testing.T) {
-	pairs := [][2]string{
-		{"1.0", "1.0.0"},
-		{"1", "1.0.0.0"},
-		{"1.0", "0!1.0"},
-		{"1.0a1", "1.0alpha1"},
-		{"1.0rc1", "1.0c1"},
-		{"1.0.post0", "1.0-0"},
-		{"1.0+local.1", "1.0+LOCAL-01"},
-		{"3.13", "3.13.0"},
-		{"v2.0", "2.0"},
-	}
-	for _, p := range pairs {
+	for _, p := range equalSpellings {
 		a, errA := Parse(p[0])
 		b, errB := Parse(p[1])
 		if errA != nil || errB != nil {
@@ -229,15 +238,22 @@ func TestVersionText(t *testing.T) {
 	}
 }
 
+// versionSeeds are FuzzParseVersion's seeds besides orderedVersions, and
+// fuzzRefs the versions it compares every input with.
+var (
+	versionSeeds = []string{"v1.0-ALPHA.1", "1.0+ubuntu-1", "1!2.0rc1.post2.dev3+x.1", "1.0-1", " 3.13 "}
+	fuzzRefs     = []string{"0", "1.0", "1.0a1", "1.0.post1", "1.0+x"}
+)
+
 func FuzzParseVersion(f *testing.F) {
 	for _, s := range orderedVersions {
 		f.Add(s)
 	}
-	for _, s := range []string{"v1.0-ALPHA.1", "1.0+ubuntu-1", "1!2.0rc1.post2.dev3+x.1", "1.0-1", " 3.13 "} {
+	for _, s := range versionSeeds {
 		f.Add(s)
 	}
 	refs := []Version{}
-	for _, s := range []string{"0", "1.0", "1.0a1", "1.0.post1", "1.0+x"} {
+	for _, s := range fuzzRefs {
 		v, _ := Parse(s)
 		refs = append(refs, v)
 	}
