@@ -1,6 +1,7 @@
 package variants
 
 import (
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -281,5 +282,61 @@ func TestNoSpecIsKTRDRs(t *testing.T) {
 	// against the project like any other.
 	if err == nil || !strings.Contains(err.Error(), `variants/ktrdr.toml (the default spec):24: [tool.ktrdr-images] image "backend-dev", key extras: unknown extra "ml"`) {
 		t.Errorf("got %v", err)
+	}
+}
+
+// TestSecondExample: examples/signals declares its own three images, and
+// its uv.lock (made by uv, both torch builds under conflicting extras)
+// serves each image its own torch build, as locked, with hashes.
+func TestSecondExample(t *testing.T) {
+	proj, lock, err := uvlock.LoadProject(filepath.Join("..", "examples", "signals"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := LoadSpec(proj, lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(s.Names(), " "); got != "api worker-cpu worker-cu124" || s.Default || s.DefaultTarget != "api" {
+		t.Fatalf("images %q, default %v, default target %q", got, s.Default, s.DefaultTarget)
+	}
+	for _, tc := range []struct {
+		image, torch, index string
+		nvidia              int
+	}{
+		{"api", "", "", 0},
+		{"worker-cpu", "2.6.0+cpu", "/whl/cpu", 0},
+		{"worker-cu124", "2.6.0", "/simple", 12},
+	} {
+		v, err := s.Lookup(tc.image)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := v.Pins(proj, lock, Target{})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.image, err)
+		}
+		nvidia := 0
+		for _, p := range res.Pins {
+			if strings.HasPrefix(p.Name, "nvidia-") {
+				nvidia++
+			}
+		}
+		if nvidia != tc.nvidia {
+			t.Errorf("%s: %d nvidia-* pins, expected %d", tc.image, nvidia, tc.nvidia)
+		}
+		p, ok := res.Pin("torch")
+		if tc.torch == "" {
+			if ok {
+				t.Errorf("%s has torch %s", tc.image, p.Version)
+			}
+			continue
+		}
+		if !ok || p.Version != tc.torch || !strings.HasSuffix(p.Index, tc.index) || len(p.Hashes) == 0 {
+			t.Errorf("%s: torch %+v, expected %s from %s with the lock's hashes", tc.image, p, tc.torch, tc.index)
+		}
+		if res.Flavour.Extra != strings.TrimPrefix(tc.image, "worker-") {
+			t.Errorf("%s: flavour extra %q", tc.image, res.Flavour.Extra)
+		}
 	}
 }
