@@ -398,25 +398,89 @@ func parseImage(file string, idx int, e *tnode) (Variant, map[string]int, error)
 			return Variant{}, nil, bad(k, n, err)
 		}
 	}
-	line := func(k string) int { return lines[k] }
-	switch {
-	case v.HealthPath != "" && v.Port == 0:
-		return Variant{}, nil, specErr(file, line("health-path"), where+", key health-path", "a health path needs a port: expected port = N beside it")
-	case len(v.HealthExpect) > 0 && v.HealthPath == "":
-		return Variant{}, nil, specErr(file, line("health-expect"), where+", key health-expect", "needs health-path: the JSON is what GET health-path answers")
-	case v.CUDABase && v.Torch != uvlock.FlavourCUDA:
-		return Variant{}, nil, specErr(file, line("cuda-base"), where+", key cuda-base", "only an image with torch = \"cuda\" can take CUDA from a CUDA base (this one has torch = %q)", v.Torch)
-	case len(v.Cmd) > 0 && (v.App != "" || len(v.Launcher) > 0 || len(v.ExtraArgs) > 0):
-		return Variant{}, nil, specErr(file, line("command"), where+", key command", "expected either command or launcher, app and args, not both")
-	case len(v.Cmd) == 0 && v.App == "":
-		return Variant{}, nil, specErr(file, e.line, where, "no command: expected command = [...], or app = \"module:attr\" (with launcher, default [\"uvicorn\"]) and a port")
-	case len(v.Cmd) == 0 && v.Port == 0:
-		return Variant{}, nil, specErr(file, line("app"), where+", key app", "an ASGI app is served on a port: expected port = N, or a command instead")
-	}
 	if len(v.Cmd) == 0 && len(v.Launcher) == 0 {
 		v.Launcher = []string{"uvicorn"}
 	}
+	if key, err := v.check(); err != nil {
+		if key == "" { // the image as a whole: its table's line
+			return Variant{}, nil, specErr(file, e.line, where, "%v", err)
+		}
+		return Variant{}, nil, specErr(file, lines[key], where+", key "+key, "%v", err)
+	}
 	return v, lines, nil
+}
+
+// Validate checks a variant made in Go as the spec reader checks an
+// [[tool.ktrdr-images.image]] table: its name, torch flavour, paths, port,
+// health check and command (an ASGI app needs a launcher and a port, or
+// Cmd is given instead). The error names the image and the spec key at
+// fault. Extras and groups are checked against the project by Graphs.
+func (v Variant) Validate() error {
+	key, err := v.check()
+	if err == nil {
+		return nil
+	}
+	where := "image " + strconv.Quote(v.Name)
+	if key != "" {
+		where += ", key " + key
+	}
+	return fmt.Errorf("%s: %w", where, err)
+}
+
+// check is Validate's test: the spec key at fault ("" for the image as a
+// whole) and what was expected. The spec reader has checked the single
+// values (name, port, paths...) as it read them, with their lines; the
+// rules between keys are checked here for both.
+func (v Variant) check() (string, error) {
+	if !nameRE.MatchString(v.Name) {
+		return "name", fmt.Errorf("%q: expected lower-case letters, digits, - and _ (a bake target name)", v.Name)
+	}
+	if _, err := uvlock.ParseFlavour(string(v.Torch)); err != nil {
+		return "torch", err
+	}
+	for _, ps := range []struct {
+		key   string
+		paths []string
+	}{{"copy", v.Copy}, {"absent", v.Absent}, {"run-mounts", v.RunMounts}} {
+		for _, p := range ps.paths {
+			if err := checkRelPath(p); err != nil {
+				return ps.key, err
+			}
+		}
+	}
+	for _, p := range v.Volumes {
+		if !path.IsAbs(p) {
+			return "volumes", fmt.Errorf("%q: expected an absolute path in the image", p)
+		}
+	}
+	for _, e := range v.Env {
+		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+			return "env", fmt.Errorf("%q: expected NAME=VALUE", e)
+		}
+	}
+	switch {
+	case v.Port < 0 || v.Port > 65535:
+		return "port", fmt.Errorf("%d is out of range: expected a port number from 1 to 65535", v.Port)
+	case v.App != "" && !strings.Contains(v.App, ":"):
+		return "app", fmt.Errorf("%q: expected module:attribute (an ASGI app)", v.App)
+	case v.HealthPath != "" && !strings.HasPrefix(v.HealthPath, "/"):
+		return "health-path", fmt.Errorf("%q: expected a URL path starting with /", v.HealthPath)
+	case v.HealthPath != "" && v.Port == 0:
+		return "health-path", fmt.Errorf("a health path needs a port: expected port = N beside it")
+	case len(v.HealthExpect) > 0 && v.HealthPath == "":
+		return "health-expect", fmt.Errorf("needs health-path: the JSON is what GET health-path answers")
+	case v.CUDABase && v.Torch != uvlock.FlavourCUDA:
+		return "cuda-base", fmt.Errorf("only an image with torch = \"cuda\" can take CUDA from a CUDA base (this one has torch = %q)", v.Torch)
+	case len(v.Cmd) > 0 && (v.App != "" || len(v.Launcher) > 0 || len(v.ExtraArgs) > 0):
+		return "command", fmt.Errorf("expected either command or launcher, app and args, not both")
+	case len(v.Cmd) == 0 && v.App == "":
+		return "", fmt.Errorf("no command: expected command = [...], or app = \"module:attr\" (with launcher, default [\"uvicorn\"]) and a port")
+	case len(v.Cmd) == 0 && v.Port == 0:
+		return "app", fmt.Errorf("an ASGI app is served on a port: expected port = N, or a command instead")
+	case len(v.Cmd) == 0 && len(v.Launcher) == 0:
+		return "launcher", fmt.Errorf("an ASGI app needs a launcher: expected launcher = [\"uvicorn\"] or the like")
+	}
+	return "", nil
 }
 
 // checkRelPath accepts a path inside the build context.

@@ -340,3 +340,46 @@ func TestSecondExample(t *testing.T) {
 		}
 	}
 }
+
+// TestVariantValidate: a variant made in Go is checked as the spec reader
+// checks a table, the error naming the image and the key; every image of
+// the default spec passes.
+func TestVariantValidate(t *testing.T) {
+	for _, v := range All() {
+		if err := v.Validate(); err != nil {
+			t.Errorf("%s: %v", v.Name, err)
+		}
+	}
+	prod, err := Lookup(BackendProd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(v *Variant)
+		want   string
+	}{
+		{"bad name", func(v *Variant) { v.Name = "API" }, `image "API", key name: "API": expected lower-case letters`},
+		{"no flavour", func(v *Variant) { v.Torch = "" }, `image "backend-prod", key torch: torch flavour "": expected one of none, cpu, cuda`},
+		{"copy out of the context", func(v *Variant) { v.Copy = []string{"/etc"} }, `image "backend-prod", key copy: "/etc": expected a relative path`},
+		{"env without =", func(v *Variant) { v.Env = []string{"DEBUG"} }, `image "backend-prod", key env: "DEBUG": expected NAME=VALUE`},
+		{"app without a launcher", func(v *Variant) { v.Launcher = nil }, `image "backend-prod", key launcher: an ASGI app needs a launcher`},
+		{"command and app", func(v *Variant) { v.Cmd = []string{"python", "-m", "app"} }, `image "backend-prod", key command: expected either command or launcher, app and args, not both`},
+		{"no command", func(v *Variant) { v.App, v.Launcher = "", nil }, `image "backend-prod": no command`},
+		{"port out of range", func(v *Variant) { v.Port = 70000 }, `image "backend-prod", key port: 70000 is out of range`},
+		{"health path without a port", func(v *Variant) { v.Port, v.App, v.Launcher, v.Cmd = 0, "", nil, []string{"x"} }, `image "backend-prod", key health-path: a health path needs a port`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := prod
+			tc.change(&v)
+			if err := v.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v\nwant an error containing %s", err, tc.want)
+			}
+		})
+	}
+	// A worker with a command and no port is valid.
+	w := Variant{Name: "worker", Torch: uvlock.FlavourNone, Cmd: []string{"python", "-m", "worker"}}
+	if err := w.Validate(); err != nil {
+		t.Errorf("worker: %v", err)
+	}
+}
