@@ -134,3 +134,4 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+

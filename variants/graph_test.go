@@ -3,6 +3,8 @@ package variants_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -832,6 +834,44 @@ func TestIndexAuthSteps(t *testing.T) {
 		n, s, netrc := count(a)
 		if s != n || len(netrc) != n {
 			t.Errorf("index-username=%q: %d install steps, %d with the secret, %d with NETRC", user, n, s, len(netrc))
+		}
+	}
+}
+
+// TestPastedSpecIsDefault: KTRDR's spec read as a project's own table (the
+// file pasted into a pyproject.toml) gives the embedded default's graphs
+// and image configs, byte for byte, for both installers: the default is
+// only that table. (Against the Go literal it replaced, commit 5c81b4a,
+// the four images' manifest digests were compared on the offline world:
+// README, "The spec".)
+func TestPastedSpecIsDefault(t *testing.T) {
+	data, err := os.ReadFile("ktrdr.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pasted, err := variants.ParseSpec("pyproject.toml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pasted.Default {
+		t.Fatal("a parsed spec is marked as the default")
+	}
+	for _, inst := range installers {
+		kv := []string{"installer", inst, "source-date-epoch", "1700000000"}
+		def := buildAll(t, nil, kv...)
+		own := buildEdited(t, nil, func(in *variants.Inputs) { in.Spec = pasted }, kv...)
+		for name, g := range def.graphs {
+			if !bytes.Equal(g.raw, own.graphs[name].raw) {
+				t.Errorf("%s, %s: the pasted spec's graph differs from the default's", inst, name)
+			}
+			a, _ := json.Marshal(def.images[name].Config)
+			b, _ := json.Marshal(own.images[name].Config)
+			if !bytes.Equal(a, b) {
+				t.Errorf("%s, %s: the pasted spec's image config differs:\n%s\n%s", inst, name, a, b)
+			}
+		}
+		if len(own.graphs) != 4 {
+			t.Errorf("%s: %d images from the pasted spec", inst, len(own.graphs))
 		}
 	}
 }
