@@ -68,7 +68,9 @@ func run(ctx context.Context, dir, report, progress string) error {
 			dockerSizes = d.DockerSizes(ctx, rep)
 		}
 		build.WriteTableDocker(os.Stdout, rep, dockerSizes)
-		fmt.Printf("%d images built, probed and pushed to %s in %s (the world was up in %s)\n", len(rep.Images), o.Registry, time.Since(bstart).Round(time.Second), worldTook)
+		if err == nil {
+			fmt.Printf("%d images built, probed and pushed to %s in %s (the world was up in %s)\n", len(rep.Images), o.Registry, time.Since(bstart).Round(time.Second), worldTook)
+		}
 		if report != "" {
 			if werr := build.WriteReportFile(report, rep); werr != nil {
 				return fmt.Errorf("-report: %w", werr)
