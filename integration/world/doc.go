@@ -15,8 +15,10 @@
 //     (the same plus Debian's CUDA runtime libraries);
 //   - a PEP 503 package index on 127.0.0.1:3141 holding Debian trixie's
 //     Python packages repacked as wheels by a BuildKit graph (stands for
-//     PyPI), with torch published under /whl/cpu (+cpu) and /whl/cu124
-//     (+cu124) as download.pytorch.org does.
+//     PyPI), with the CUDA torch and its nvidia-* wheels in /simple, as on
+//     PyPI, and the CPU build (+cpu) under /whl/cpu, as download.pytorch.org
+//     serves it. There is no /whl/cu124: a project that names a cu124 index
+//     (examples/signals) points it at /simple.
 //
 // Up installs what is missing, starts what is not running, builds what is
 // not cached (keyed by its inputs) and repairs what it finds broken; a second
