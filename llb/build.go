@@ -72,8 +72,10 @@ func shell(cmd string) llb.RunOption {
 	return llb.Args([]string{"/bin/sh", "-c", "set -eu; " + cmd})
 }
 
-// shellQuote quotes s for sh when it holds anything but safe characters.
-func shellQuote(s string) string {
+// ShellQuote quotes s for sh when it holds anything but safe characters
+// (the install steps' command lines, and the command a generated file
+// names to remake itself).
+func ShellQuote(s string) string {
 	safe := s != ""
 	for _, r := range s {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:+,@%", r)) {
@@ -90,7 +92,7 @@ func shellQuote(s string) string {
 func shellJoin(args []string) string {
 	q := make([]string, len(args))
 	for i, a := range args {
-		q[i] = shellQuote(a)
+		q[i] = ShellQuote(a)
 	}
 	return strings.Join(q, " ")
 }

@@ -108,7 +108,7 @@ func (a *IndexAuth) prefix() string {
 	var lines []string
 	for _, h := range a.Hosts {
 		lines = append(lines, fmt.Sprintf(`printf 'machine %%s login %%s password %%s\n' %s %s "$(cat %s)" >> /tmp/.netrc`,
-			shellQuote(h), shellQuote(a.Username), secretDir+"/ktrdr-index-auth"))
+			ShellQuote(h), ShellQuote(a.Username), secretDir+"/ktrdr-index-auth"))
 	}
 	return "umask 077; " + strings.Join(lines, "; ") + "; umask 022; "
 }
@@ -139,7 +139,7 @@ func CreateVenv(st llb.State, env Env) llb.State {
 	st = st.File(llb.Mkdir(env.AppDir, 0o755, mkdirOpts(env.Build, llb.WithParents(true), env.User.Owner())...),
 		llb.WithCustomNamef("[builder] create %s owned by %s", env.AppDir, env.User.Name))
 	opts := append(env.stepEnv(),
-		shell(fmt.Sprintf("%s -m venv --without-pip %s", shellQuote(env.Python), shellQuote(env.VenvDir))),
+		shell(fmt.Sprintf("%s -m venv --without-pip %s", ShellQuote(env.Python), ShellQuote(env.VenvDir))),
 		llb.User(env.User.IDs()),
 		llb.AddEnv("HOME", "/tmp"),
 		llb.AddMount("/tmp", llb.Scratch(), llb.Tmpfs()),

@@ -130,7 +130,7 @@ func TestValidation(t *testing.T) {
 	if _, err := NormalizeRef("base", "python:3.13-slim"); err != nil {
 		t.Error(err)
 	}
-	if got := shellQuote("it's"); got != `'it'"'"'s'` {
+	if got := ShellQuote("it's"); got != `'it'"'"'s'` {
 		t.Errorf("shellQuote %s", got)
 	}
 }

@@ -27,14 +27,14 @@ func (p Pip) home() string {
 }
 
 func (p Pip) pip(env Env) string {
-	return p.home() + "/bin/pip --python " + shellQuote(env.VenvDir+"/bin/python") + " --disable-pip-version-check --no-input"
+	return p.home() + "/bin/pip --python " + ShellQuote(env.VenvDir+"/bin/python") + " --disable-pip-version-check --no-input"
 }
 
 // Prepare implements Installer: a venv with pip from the interpreter's own
 // ensurepip, so no network is needed to get pip.
 func (p Pip) Prepare(builder llb.State, env Env) llb.State {
 	opts := append(env.stepEnv(),
-		shell(fmt.Sprintf("%s -m venv %s", shellQuote(env.Python), p.home())),
+		shell(fmt.Sprintf("%s -m venv %s", ShellQuote(env.Python), p.home())),
 		llb.AddEnv("PYTHONDONTWRITEBYTECODE", "1"),
 		llb.WithCustomNamef("[builder] installer: pip in %s", p.home()),
 	)
@@ -66,7 +66,7 @@ func (p Pip) Install(st llb.State, layer Layer, env Env) llb.State {
 			cmd += " --require-hashes"
 		}
 		if index != "" {
-			cmd += " --index-url " + shellQuote(index)
+			cmd += " --index-url " + ShellQuote(index)
 		}
 		return cmd + " -r " + file
 	})
@@ -101,7 +101,7 @@ func requirementFiles(layer Layer, env Env, cmd func(index string, hashes bool, 
 			for _, h := range r.Hashes {
 				line += " --hash=" + h
 			}
-			lines = append(lines, shellQuote(line))
+			lines = append(lines, ShellQuote(line))
 		}
 		file := fmt.Sprintf("%s/requirements-%d.txt", reqsDir, i)
 		cmds = append(cmds, "printf '%s\\n' "+strings.Join(lines, " ")+" > "+file)
@@ -119,9 +119,9 @@ func requirementFiles(layer Layer, env Env, cmd func(index string, hashes bool, 
 func (p Pip) InstallProject(st llb.State, env Env) llb.State {
 	cmd := p.install(env)
 	if env.IndexURL != "" {
-		cmd += " --index-url " + shellQuote(env.IndexURL)
+		cmd += " --index-url " + ShellQuote(env.IndexURL)
 	}
-	cmd += " " + shellQuote(env.AppDir)
+	cmd += " " + ShellQuote(env.AppDir)
 	opts := append(commonRun(env, "[builder] pip install the project", cmd),
 		p.cache(env),
 	)

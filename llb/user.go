@@ -61,7 +61,7 @@ func (u User) chown() *llb.ChownOpt {
 // Build.StepEnv for a reproducible /etc/shadow.
 func AddUser(st llb.State, u User, b Build) llb.State {
 	cmd := fmt.Sprintf("groupadd --system --gid %d %s && useradd --system --no-log-init --no-create-home --uid %d --gid %d --home-dir %s --shell %s %s",
-		u.GID, u.Group, u.UID, u.GID, shellQuote(u.Home), shellQuote(u.Shell), u.Name)
+		u.GID, u.Group, u.UID, u.GID, ShellQuote(u.Home), ShellQuote(u.Shell), u.Name)
 	opts := append(b.stepEnv(), shell(cmd), llb.WithCustomNamef("[runtime] add user %s (%s) and group %s (%d)", u.Name, u.IDs(), u.Group, u.GID))
 	return st.Run(opts...).Root()
 }

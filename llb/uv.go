@@ -51,7 +51,7 @@ func (u UV) Prepare(builder llb.State, env Env) llb.State {
 	copyOpts := append([]llb.CopyOption{&llb.CopyInfo{CreateDestPath: true}}, env.created()...)
 	st := builder.File(llb.Copy(src, "/uv", "/usr/local/bin/uv", copyOpts...),
 		llb.WithCustomNamef("[builder] installer: uv %s from %s", u.Version, u.ImageRef()))
-	ref, v := shellQuote(u.ImageRef()), shellQuote(u.Version)
+	ref, v := ShellQuote(u.ImageRef()), ShellQuote(u.Version)
 	check := fmt.Sprintf(`out="$(/usr/local/bin/uv --version 2>&1)" || { echo "uv image "%[1]s": its /uv does not run here: $out" >&2; exit 1; }; `+
 		`case "$out" in "uv "%[2]s|"uv "%[2]s" "*) echo "$out";; *) echo "uv image "%[1]s" holds $out, but option uv-version asks for "%[2]s >&2; exit 1;; esac`, ref, v)
 	return st.Run(append(env.stepEnv(), shell(check), llb.WithCustomNamef("[builder] installer: check uv --version is %s", u.Version))...).Root()
@@ -76,7 +76,7 @@ func (u UV) pipInstall(env Env) []string {
 
 // venvLock is the lock file uv takes in the venv while it installs: it is
 // removed in the same step, so no package layer carries it.
-func venvLock(env Env) string { return "rm -f " + shellQuote(env.VenvDir+"/.lock") }
+func venvLock(env Env) string { return "rm -f " + ShellQuote(env.VenvDir+"/.lock") }
 
 // Install implements Installer: `uv pip install --no-deps` of the layer's
 // pins from requirements files, one per index, with --require-hashes when
@@ -119,7 +119,7 @@ func (u UV) InstallProject(st llb.State, env Env) llb.State {
 		args = append(args, "--index-url", env.IndexURL)
 	}
 	install := shellJoin(append(args, env.AppDir))
-	site := shellQuote(env.VenvDir) + "/lib/python*/site-packages"
+	site := ShellQuote(env.VenvDir) + "/lib/python*/site-packages"
 	clean := `for f in ` + site + `/*.dist-info/uv_cache.json; do [ -e "$f" ] || continue; rm "$f"; sed -i '/\.dist-info\/uv_cache\.json,/d' "$(dirname "$f")/RECORD"; done`
 	return st.Run(u.run(env, "[builder] uv install the project", install+" && "+clean+" && "+venvLock(env))...).Root()
 }

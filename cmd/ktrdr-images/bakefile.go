@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ktrdr/ktrdr-images/internal/bakefile"
+	ourllb "github.com/ktrdr/ktrdr-images/llb"
 	"github.com/spf13/cobra"
 )
 
@@ -61,9 +62,9 @@ func runBakeFile(w io.Writer, contextDir string, contextGiven bool, output strin
 	}
 	command := []string{"ktrdr-images", "bake-file"}
 	if contextGiven {
-		command = append(command, "--context", shellQuote(ctx))
+		command = append(command, "--context", ourllb.ShellQuote(ctx))
 	}
-	command = append(command, "--output", shellQuote(name))
+	command = append(command, "--output", ourllb.ShellQuote(name))
 	p := bakefile.Params{Spec: spec, Context: ctx, Command: strings.Join(command, " ")}
 	if proj != nil {
 		p.Project = proj.Name
@@ -106,12 +107,4 @@ func bakeContext(contextDir, output string) (string, error) {
 		return "", fmt.Errorf("option --context: %s is not reachable from %s, the output's directory: %w", contextDir, base, err)
 	}
 	return filepath.ToSlash(rel), nil
-}
-
-// shellQuote quotes s for a POSIX shell when it needs it.
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@+,") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
