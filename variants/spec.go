@@ -295,11 +295,6 @@ func parseImage(file string, idx int, e *tnode) (Variant, map[string]int, error)
 			v.CUDABase, err = n.boolean()
 		case "copy":
 			v.Copy, err = n.strs()
-			for _, p := range v.Copy {
-				if err == nil {
-					err = checkRelPath(p)
-				}
-			}
 		case "install-project":
 			v.InstallProject, err = n.boolean()
 		case "command":
@@ -311,9 +306,6 @@ func parseImage(file string, idx int, e *tnode) (Variant, map[string]int, error)
 			v.Launcher, err = n.strs()
 		case "app":
 			v.App, err = n.str()
-			if err == nil && !strings.Contains(v.App, ":") {
-				err = fmt.Errorf("%q: expected module:attribute (an ASGI app)", v.App)
-			}
 		case "args":
 			v.ExtraArgs, err = n.strs()
 		case "port":
@@ -326,9 +318,6 @@ func parseImage(file string, idx int, e *tnode) (Variant, map[string]int, error)
 			}
 		case "health-path":
 			v.HealthPath, err = n.str()
-			if err == nil && !strings.HasPrefix(v.HealthPath, "/") {
-				err = fmt.Errorf("%q: expected a URL path starting with /", v.HealthPath)
-			}
 		case "health-expect":
 			if n.kind != unstable.Table {
 				err = fmt.Errorf("expected a table of the JSON keys and values the health answer must have, not a %s", kindName(n))
@@ -350,18 +339,8 @@ func parseImage(file string, idx int, e *tnode) (Variant, map[string]int, error)
 			}
 		case "volumes":
 			v.Volumes, err = n.strs()
-			for _, p := range v.Volumes {
-				if err == nil && !path.IsAbs(p) {
-					err = fmt.Errorf("%q: expected an absolute path in the image", p)
-				}
-			}
 		case "run-mounts":
 			v.RunMounts, err = n.strs()
-			for _, p := range v.RunMounts {
-				if err == nil {
-					err = checkRelPath(p)
-				}
-			}
 		case "env":
 			var m map[string]string
 			var keys []string
@@ -388,11 +367,6 @@ func parseImage(file string, idx int, e *tnode) (Variant, map[string]int, error)
 			}
 		case "absent":
 			v.Absent, err = n.strs()
-			for _, p := range v.Absent {
-				if err == nil {
-					err = checkRelPath(p)
-				}
-			}
 		}
 		if err != nil {
 			return Variant{}, nil, bad(k, n, err)
@@ -428,9 +402,10 @@ func (v Variant) Validate() error {
 }
 
 // check is Validate's test: the spec key at fault ("" for the image as a
-// whole) and what was expected. The spec reader has checked the single
-// values (name, port, paths...) as it read them, with their lines; the
-// rules between keys are checked here for both.
+// whole) and what was expected. The spec reader checks each key's type as
+// it reads it (and the name and port, whose errors differ there: a table
+// without a name, port = 0); the values and the rules between keys are
+// checked here, for the reader (with the key's line) and for Validate.
 func (v Variant) check() (string, error) {
 	if !nameRE.MatchString(v.Name) {
 		return "name", fmt.Errorf("%q: expected lower-case letters, digits, - and _ (a bake target name)", v.Name)
