@@ -62,6 +62,10 @@ type Env struct {
 	// IndexAuth, when set, gives the install steps credentials for the
 	// indexes, from a BuildKit secret.
 	IndexAuth *IndexAuth
+	// PythonPlatform, when set, is uv's --python-platform for the target
+	// ("aarch64-manylinux_2_28"): the install steps run on another
+	// platform than the image's (NewCrossBuilder) and take wheels for it.
+	PythonPlatform string
 }
 
 // IndexAuth are an index's credentials, kept in a BuildKit secret. They

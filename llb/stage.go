@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/moby/buildkit/client/llb"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Builder is the builder stage: the base image with the installer, then
@@ -26,6 +27,14 @@ type Builder struct {
 	// HasToolchain is false when no toolchain packages were given: layers
 	// asking for it install on Venv.
 	HasToolchain bool
+	// InstallBase and InstallVenv are where the installer runs: Base and
+	// Venv, except in a cross builder (NewCrossBuilder), where they are
+	// the build platform's base with the installer and its empty venv at
+	// the same path.
+	InstallBase, InstallVenv llb.State
+	// Cross is true for a cross builder: the packages are installed on the
+	// build platform for the target (Env.PythonPlatform).
+	Cross bool
 }
 
 // NewBuilder makes the builder stage on base. toolchain lists the apt
@@ -35,6 +44,7 @@ func NewBuilder(base llb.State, toolchain []string, inst Installer, env Env) Bui
 	b := Builder{Env: env, Installer: inst}
 	b.Base = inst.Prepare(base, env)
 	b.Venv = CreateVenv(b.Base, env)
+	b.InstallBase, b.InstallVenv = b.Base, b.Venv
 	b.Toolchain, b.ToolchainVenv = b.Base, b.Venv
 	if len(toolchain) > 0 {
 		b.HasToolchain = true
@@ -45,12 +55,36 @@ func NewBuilder(base llb.State, toolchain []string, inst Installer, env Env) Bui
 	return b
 }
 
+// NewCrossBuilder makes the builder stage for a target platform that is
+// not the daemon's own (linux/arm64 on a linux/amd64 buildkitd): the empty
+// venv is made on the target's base, where it runs under emulation (a
+// second or two: python3 -m venv), but every install step runs natively,
+// on the build platform's base (native, of platform build) with the
+// installer, into an empty venv at the same path, for the target
+// (env.PythonPlatform: uv's --python-platform, wheels only). A package
+// layer is the diff of that install, so it applies to the target's venv
+// as it is: site-packages and the entry-point scripts, whose shebang
+// names VenvDir/bin/python, the target's interpreter in the image. The
+// installer is never emulated and nothing is compiled: a layer needing
+// the toolchain (an sdist) cannot be built this way (Graphs refuses it).
+func NewCrossBuilder(target, native llb.State, build ocispecs.Platform, inst Installer, env Env) Builder {
+	b := Builder{Env: env, Installer: inst, Cross: true}
+	b.Base = target
+	b.Venv = CreateVenv(target, env)
+	nenv := env
+	nenv.Platform = build
+	b.InstallBase = inst.Prepare(native, nenv)
+	b.InstallVenv = CreateVenv(b.InstallBase, nenv)
+	b.Toolchain, b.ToolchainVenv = b.InstallBase, b.InstallVenv
+	return b
+}
+
 // empty is the empty venv a layer installs into.
 func (b Builder) empty(toolchain bool) llb.State {
 	if toolchain {
 		return b.ToolchainVenv
 	}
-	return b.Venv
+	return b.InstallVenv
 }
 
 // VenvPart is the app dir and the empty venv as a layer.

@@ -68,6 +68,9 @@ func (u UV) run(env Env, name, cmd string) []llb.RunOption {
 
 func (u UV) pipInstall(env Env) []string {
 	args := []string{"uv", "pip", "install", "--python", env.VenvDir + "/bin/python", "--no-deps"}
+	if env.PythonPlatform != "" {
+		args = append(args, "--python-platform", env.PythonPlatform)
+	}
 	if env.CompileBytecode {
 		args = append(args, "--compile-bytecode")
 	}
