@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/platforms"
 	ourllb "github.com/ktrdr/ktrdr-images/llb"
 	"github.com/ktrdr/ktrdr-images/python/pep508"
 	"github.com/ktrdr/ktrdr-images/python/pyproject"
@@ -41,6 +42,27 @@ type Inputs struct {
 	// Bases replace base images by reference (normalized), as a frontend's
 	// named contexts (context:python-base=docker-image://...) do.
 	Bases map[string]ourllb.Image
+	// BuildPlatform is the platform the daemon runs steps on natively (its
+	// worker's first platform); nil: linux/amd64. A target of another
+	// platform gets a cross builder (ourllb.NewCrossBuilder): its packages
+	// are installed natively, for the target. BuildBases are Bases for the
+	// build platform.
+	BuildPlatform *ocispecs.Platform
+	BuildBases    map[string]ourllb.Image
+}
+
+// uvPythonPlatforms are uv's --python-platform values for the targets: the
+// newest manylinux uv 0.9 knows that the python base's glibc (Debian
+// trixie: 2.41) runs.
+var uvPythonPlatforms = map[string]string{
+	"linux/amd64": "x86_64-manylinux_2_40",
+	"linux/arm64": "aarch64-manylinux_2_40",
+}
+
+// samePlatform reports whether a daemon of platform build runs steps of
+// platform target natively (linux/amd64 does not run linux/arm64).
+func samePlatform(build, target ocispecs.Platform) bool {
+	return build.OS == target.OS && build.Architecture == target.Architecture
 }
 
 // Image is the graph of one variant's image and what it is made of.
@@ -98,6 +120,15 @@ func Graphs(ctx context.Context, in Inputs, o Options, names []string) ([]Image,
 	}
 	plat, _ := pep508.ParsePlatform(o.Platform) // checked by Validate
 	b := ourllb.Build{Platform: plat, CacheNS: o.CacheNS, Epoch: o.SourceDateEpoch, Network: o.Network}
+	buildPlat := platforms.Normalize(platforms.MustParse(DefaultPlatform))
+	if in.BuildPlatform != nil {
+		buildPlat = platforms.Normalize(*in.BuildPlatform)
+	}
+	cross := !samePlatform(buildPlat, plat)
+	if cross && o.Installer == "pip" {
+		return nil, fmt.Errorf("option installer=pip: %s is built on a %s daemon, where pip would have to run under emulation; installer uv installs for another platform natively (uv pip install --python-platform): use installer=uv, or a %s daemon",
+			o.Platform, platforms.Format(buildPlat), o.Platform)
+	}
 
 	// Check the context before anything else: a missing directory is the
 	// user's most likely mistake and the cheapest to report.
@@ -139,11 +170,12 @@ func Graphs(ctx context.Context, in Inputs, o Options, names []string) ([]Image,
 	}
 	// The uv image is checked now, so a missing one is an error naming the
 	// options, not a failed step among the others; the build then checks
-	// that its uv is the release uv-version names (llb.UV.Prepare).
+	// that its uv is the release uv-version names (llb.UV.Prepare). It
+	// runs on the build platform.
 	if uv, ok := o.installer().(ourllb.UV); ok && in.Resolver != nil {
 		if _, _, _, err := in.Resolver.ResolveImageConfig(ctx, uv.ImageRef(), sourceresolver.Opt{
 			LogName:  "resolve the uv image " + uv.ImageRef(),
-			ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &plat},
+			ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &buildPlat},
 		}); err != nil {
 			// %v, not %w: an error wrapping the resolver's gRPC status
 			// would reach the client as that status alone, losing this text.
@@ -162,7 +194,26 @@ func Graphs(ctx context.Context, in Inputs, o Options, names []string) ([]Image,
 	if o.IndexAuthSecret != "" {
 		env.IndexAuth = &ourllb.IndexAuth{SecretID: o.IndexAuthSecret, Username: o.IndexUsername, Hosts: indexHosts(env.IndexURL, env.LockIndex, o.CPUIndexURL, o.CUDAIndexURL)}
 	}
-	builder := ourllb.NewBuilder(pyBase.State, o.Toolchain, o.installer(), env)
+	var builder ourllb.Builder
+	if cross {
+		// The build platform's python base: the same reference (a
+		// manifest list), its image for the build platform.
+		nb := ourllb.Build{Platform: buildPlat, CacheNS: b.CacheNS, Epoch: b.Epoch, Network: b.Network}
+		norm, err := ourllb.NormalizeRef("option python-base", o.PythonBase)
+		if err != nil {
+			return nil, err
+		}
+		native, ok := in.BuildBases[norm]
+		if !ok {
+			if native, err = ourllb.BaseImage(ctx, in.Resolver, norm, nb); err != nil {
+				return nil, fmt.Errorf("option python-base: the build platform's (%s) image, where %s's packages are installed: %w", platforms.Format(buildPlat), o.Platform, err)
+			}
+		}
+		env.PythonPlatform = uvPythonPlatforms[platforms.Format(plat)]
+		builder = ourllb.NewCrossBuilder(pyBase.State, native.State, buildPlat, o.installer(), env)
+	} else {
+		builder = ourllb.NewBuilder(pyBase.State, o.Toolchain, o.installer(), env)
+	}
 	runtimes := map[string]ourllb.Runtime{}
 
 	var out []Image
@@ -226,6 +277,10 @@ func graph(in Inputs, o Options, v Variant, b ourllb.Build, builder ourllb.Build
 	}
 	var layers []ourllb.Layer
 	for _, pl := range pkgs {
+		if builder.Cross && len(pl.Build) > 0 {
+			return Image{}, fmt.Errorf("variant %s (%s): %s has no wheel for %s in %s and would be built from its sdist, which a cross build (packages installed on the build platform for %s, never emulated) does not do: lock a wheel for it, or build on a %s daemon",
+				v.Name, o.Platform, strings.Join(pl.Build, ", "), o.Platform, in.Lock.Path, o.Platform, o.Platform)
+		}
 		tc := o.ToolchainMode == "always" || (o.ToolchainMode == "auto" && len(pl.Build) > 0)
 		layers = append(layers, llbLayer(pl, t, tc))
 	}
