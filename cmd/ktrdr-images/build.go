@@ -62,7 +62,7 @@ Options (--opt KEY=VALUE, repeatable):
 	fl.StringVar(&f.contextDir, "context", ".", "project directory (the build context)")
 	fl.StringArrayVar(&f.variants, "variant", nil, "variant to build (repeatable; default: all of the spec's; KTRDR's are "+strings.Join(variants.Names(), ", ")+")")
 	fl.StringArrayVar(&f.opts, "opt", nil, "option KEY=VALUE (repeatable; see above)")
-	fl.StringVar(&f.platform, "platform", variants.DefaultPlatform, "target platform: linux/amd64 or linux/arm64")
+	fl.StringVar(&f.platform, "platform", "", "target platforms, comma-separated: linux/amd64, linux/arm64 or both, one OCI index per image (default: the platform option, linux/amd64)")
 	fl.BoolVar(&f.push, "push", false, "push each image to its registry name (see the registry, tag and image.VARIANT options)")
 	fl.BoolVar(&f.probe, "probe", true, "probe each image from the inside before exporting it")
 	fl.BoolVar(&f.noCache, "no-cache", false, "solve every step again instead of reusing the cache")
@@ -118,7 +118,18 @@ func runBuild(ctx context.Context, w io.Writer, f buildFlags) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	opts, err := parseOptions(f.platform, f.opts)
+	// The platforms are checked against the spec (which variant supports
+	// which) by build.Run; the options get the first.
+	var plats []string
+	for _, p := range strings.Split(f.platform, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			plats = append(plats, p)
+		}
+	}
+	if len(plats) == 0 && strings.TrimSpace(f.platform) != "" {
+		return fmt.Errorf("option --platform: %q: expected a platform or a comma-separated list, like linux/amd64,linux/arm64", f.platform)
+	}
+	opts, err := parseOptions(variants.DefaultPlatform, f.opts)
 	if err != nil {
 		return err
 	}
@@ -143,6 +154,7 @@ func runBuild(ctx context.Context, w io.Writer, f buildFlags) error {
 		ContextDir:  f.contextDir,
 		Variants:    f.variants,
 		Options:     opts,
+		Platforms:   plats,
 		Probe:       f.probe,
 		NoCache:     f.noCache,
 		Push:        f.push,

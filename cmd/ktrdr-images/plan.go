@@ -58,6 +58,9 @@ func optionsHelp() string {
 // parseOptions applies --platform and --opt flags to the defaults.
 func parseOptions(platform string, kvs []string) (variants.Options, error) {
 	o := variants.DefaultOptions()
+	if strings.Contains(platform, ",") {
+		return o, fmt.Errorf("option --platform %q: this command takes one platform at a time: run it once per platform (only build takes a list)", platform)
+	}
 	o.Platform = platform
 	for _, kv := range kvs {
 		k, v, ok := strings.Cut(kv, "=")

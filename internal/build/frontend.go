@@ -10,6 +10,7 @@ import (
 
 	"github.com/containerd/platforms"
 	ourllb "github.com/ktrdr/ktrdr-images/llb"
+	"github.com/ktrdr/ktrdr-images/python/pep508"
 	"github.com/ktrdr/ktrdr-images/python/pyproject"
 	"github.com/ktrdr/ktrdr-images/python/uvlock"
 	"github.com/ktrdr/ktrdr-images/variants"
@@ -82,6 +83,32 @@ func Frontend(ctx context.Context, c gwclient.Client) (*gwclient.Result, error) 
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	// The platforms asked for (docker buildx build --platform, buildctl
+	// --opt platform=): each checked against the variant's lock and the
+	// daemon's workers before anything is built. Packages are installed
+	// on the daemon's native platform (the first of its workers').
+	plats := []string{o.Platform}
+	if len(bc.TargetPlatforms) > 0 {
+		plats = nil
+		for _, p := range bc.TargetPlatforms {
+			plats = append(plats, platforms.Format(p))
+		}
+	}
+	if err := variants.CheckPlatforms("platform", in, o, []variants.Variant{v}, plats); err != nil {
+		return nil, err
+	}
+	var workers [][]ocispecs.Platform
+	for _, w := range c.BuildOpts().Workers {
+		workers = append(workers, w.Platforms)
+	}
+	if len(workers) == 0 {
+		workers = [][]ocispecs.Platform{bc.BuildPlatforms}
+	}
+	buildPlat, err := CheckWorkerPlatforms("this buildkitd", workers, plats)
+	if err != nil {
+		return nil, err
+	}
+	in.BuildPlatform = &buildPlat
 	// docker buildx build --network host: every step on the host's
 	// network, as the Dockerfile frontend's RUN steps (needs the
 	// network.host entitlement, --allow network.host).
@@ -110,6 +137,13 @@ func Frontend(ctx context.Context, c gwclient.Client) (*gwclient.Result, error) 
 			return nil, err
 		}
 		pin.Bases = bases
+		if pp, _ := pep508.ParsePlatform(po.Platform); pp.Architecture != buildPlat.Architecture {
+			// A cross build installs on the build platform's python
+			// base: the named context's image for that platform.
+			if pin.BuildBases, err = namedBases(ctx, bc, po, &buildPlat); err != nil {
+				return nil, err
+			}
+		}
 		s, err := Solve(ctx, c, pin, po, v.Name, so)
 		if err != nil {
 			return nil, err

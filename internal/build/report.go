@@ -37,7 +37,17 @@ func WriteTableDocker(w io.Writer, rep *Report, dockerSizes map[string]int64) {
 	if len(dockerSizes) > 0 {
 		head = "DOCKER SIZE\t"
 	}
-	fmt.Fprintln(tw, "VARIANT\tIMAGE\tDIGEST\tCOMPRESSED\tUNCOMPRESSED\t"+head+"LAYERS\tLARGEST LAYER\tPROBES")
+	fmt.Fprintln(tw, "VARIANT\tPLATFORM\tIMAGE\tDIGEST\tCOMPRESSED\tUNCOMPRESSED\t"+head+"LAYERS\tLARGEST LAYER\tPROBES")
+	// An image of several platforms: its rows and probe lines name the
+	// platform, and its index digest follows the table.
+	var indexes []string
+	rows := map[string]int{}
+	for _, r := range rep.Images {
+		rows[r.Variant]++
+		if r.Index != "" && rows[r.Variant] == 1 {
+			indexes = append(indexes, fmt.Sprintf("  %s: index %s (%s)", r.Variant, r.Index, r.Ref))
+		}
+	}
 	for _, r := range rep.Images {
 		ok := 0
 		for _, p := range r.Probes {
@@ -57,16 +67,23 @@ func WriteTableDocker(w io.Writer, rep *Report, dockerSizes map[string]int64) {
 		if len(digest) > 19 {
 			digest = digest[:19]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s%d\t%s\t%s\n", r.Variant, r.Ref, digest, size(r.CompressedBytes), size(r.UncompressedBytes), dockerCell, r.Layers, size(r.LargestLayerBytes), probes)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s%d\t%s\t%s\n", r.Variant, r.Platform, r.Ref, digest, size(r.CompressedBytes), size(r.UncompressedBytes), dockerCell, r.Layers, size(r.LargestLayerBytes), probes)
 	}
 	tw.Flush()
+	for _, l := range indexes {
+		fmt.Fprintln(w, l)
+	}
 	for _, r := range rep.Images {
+		name := r.Variant
+		if rows[r.Variant] > 1 {
+			name += " " + r.Platform
+		}
 		for _, p := range r.Probes {
 			mark := "ok  "
 			if !p.OK {
 				mark = "FAIL"
 			}
-			fmt.Fprintf(w, "  %s %s %s: %s\n", mark, r.Variant, p.Name, p.Detail)
+			fmt.Fprintf(w, "  %s %s %s: %s\n", mark, name, p.Name, p.Detail)
 		}
 	}
 	var measured []string

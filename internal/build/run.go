@@ -41,6 +41,11 @@ type RunOptions struct {
 	// Variants to build; all when empty.
 	Variants []string
 	Options  variants.Options
+	// Platforms to build each image for (variants.ParsePlatforms); empty:
+	// Options.Platform alone. With several, each image name gets one OCI
+	// index with a manifest per platform, every platform probed before
+	// the export.
+	Platforms []string
 	// Probe checks each image from the inside before it is exported.
 	Probe bool
 	// NoCache solves every vertex again instead of reusing cached results.
@@ -268,9 +273,13 @@ func ParseProvenance(s string) (string, error) {
 
 // ImageReport is one row of the report: exactly the fields of --report.
 type ImageReport struct {
-	Variant           string `json:"variant"`
-	Ref               string `json:"ref"`
+	Variant string `json:"variant"`
+	Ref     string `json:"ref"`
+	// Digest is the platform's image manifest (of the export, or read
+	// back from the registry); Index, for an image of several platforms,
+	// is the digest of its index, the one its name points at.
 	Digest            string `json:"digest"`
+	Index             string `json:"index,omitempty"`
 	Platform          string `json:"platform"`
 	CompressedBytes   int64  `json:"compressed_bytes"`
 	UncompressedBytes int64  `json:"uncompressed_bytes"`
@@ -285,8 +294,18 @@ type Report struct {
 	Images []ImageReport `json:"images"`
 	// Vertices measures the sharing between the concurrent solves.
 	Vertices VertexStats `json:"-"`
-	// Measures are the registry measures per variant (when inspected).
+	// Measures are the registry measures per variant (when inspected),
+	// under MeasureKey.
 	Measures map[string]*inspect.Image `json:"-"`
+}
+
+// MeasureKey is where Report.Measures keeps an image's measures: the
+// variant's name, then " PLATFORM" when the build had several platforms.
+func MeasureKey(variant, platform string, multi bool) string {
+	if multi {
+		return variant + " " + platform
+	}
+	return variant
 }
 
 // VertexStats counts the vertices the solves reported.
@@ -417,15 +436,45 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 	if err := ro.Options.Validate(); err != nil {
 		return nil, err
 	}
-	imgs, err := variants.Graphs(ctx, in, ro.Options, names)
+	plats := ro.Platforms
+	if len(plats) == 0 {
+		plats = []string{ro.Options.Platform}
+	}
+	var vs []variants.Variant
+	for _, n := range names {
+		v, _ := in.Spec.Lookup(n) // checked above
+		vs = append(vs, v)
+	}
+	if err := variants.CheckPlatforms("--platform", in, ro.Options, vs, plats); err != nil {
+		return nil, err
+	}
+	if plats, err = variants.ParsePlatforms("--platform", strings.Join(plats, ",")); err != nil {
+		return nil, err
+	}
+	ro.Options.Platform = plats[0]
+	// The daemon must run every platform (natively or emulated) before
+	// anything is solved; its native one is where packages are installed.
+	buildPlat, err := WorkerPlatform(ctx, c, ro.Addr, plats)
 	if err != nil {
 		return nil, err
 	}
+	in.BuildPlatform = &buildPlat
 	// Kept for a disk-full error's figures, computed only then.
 	graphs := map[string]variants.Image{}
-	for _, img := range imgs {
-		graphs[img.Variant.Name] = img
+	for _, p := range plats {
+		po := ro.Options
+		po.Platform = p
+		imgs, err := variants.Graphs(ctx, in, po, names)
+		if err != nil {
+			return nil, err
+		}
+		for _, img := range imgs {
+			if _, ok := graphs[img.Variant.Name]; !ok {
+				graphs[img.Variant.Name] = img
+			}
+		}
 	}
+	multi := len(plats) > 1
 	ctxFS, err := fsutil.NewFS(ro.ContextDir)
 	if err != nil {
 		return nil, fmt.Errorf("build context %s: %w", ro.ContextDir, err)
@@ -453,7 +502,7 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 
 	var (
 		mu      sync.Mutex
-		solved  = map[string]*Solved{}
+		solved  = map[string][]*Solved{}
 		resps   = map[string]*client.SolveResponse{}
 		errs    = map[string]error{}
 		wg      sync.WaitGroup
@@ -486,25 +535,30 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 				}
 				close(w.Status())
 			}()
-			var s *Solved
+			var ss []*Solved
 			resp, err := c.Build(vctx, solveOpts[n], "ktrdr-images", func(ctx context.Context, gw gwclient.Client) (*gwclient.Result, error) {
-				var err error
 				vin := in
 				vin.Resolver = resolves.wrap(gw)
-				s, err = Solve(ctx, gw, vin, ro.Options, n, SolveOptions{
+				var res *gwclient.Result
+				var err error
+				ss, res, err = SolvePlatforms(ctx, gw, vin, ro.Options, n, plats, SolveOptions{
 					Probe: ro.Probe, NoCache: ro.NoCache,
-					SBOM: ro.SBOMOut != "", AttachSBOM: ro.SBOM, Indexed: ro.SBOM || ro.Provenance != "",
+					SBOM: ro.SBOMOut != "", AttachSBOM: ro.SBOM, Indexed: ro.SBOM || ro.Provenance != "" || multi,
 				})
-				if err != nil {
-					return nil, err
-				}
-				return s.Result, nil
+				return res, err
 			}, ch)
 			<-done
 			mu.Lock()
 			defer mu.Unlock()
-			if s != nil {
-				solved[n] = s
+			var s *Solved
+			if len(ss) > 0 {
+				solved[n] = ss
+				s = ss[0]
+				for _, x := range ss {
+					if len(probe.Failed(x.Probes)) > 0 {
+						s = x
+					}
+				}
 			}
 			var pto *PushTimeoutError
 			if err != nil && errors.As(context.Cause(vctx), &pto) {
@@ -520,7 +574,7 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 			}
 			if err != nil {
 				var pe *ProbeError
-				if err = unwrapProbe(err, s); !errors.As(err, &pe) {
+				if err = unwrapProbe(err, s, multi); !errors.As(err, &pe) {
 					err = fmt.Errorf("variant %s: %w", n, err)
 					if step, lines := steps.explain(); step != "" {
 						err = &StepError{Step: step, Lines: lines, Err: err}
@@ -548,46 +602,54 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 		creds = dockerCreds(dockerConfig)
 	}
 	for _, n := range names {
-		s := solved[n]
-		if s == nil {
-			continue
-		}
-		r := ImageReport{Variant: n, Ref: s.Image.Name, Platform: platforms.Format(s.Image.Platform), Probes: s.Probes}
-		if resp := resps[n]; resp != nil {
-			r.Digest = resp.ExporterResponse[exptypes.ExporterImageDigestKey]
-			if ro.Push && ro.Inspect {
-				m, err := ins.Inspect(ctx, inspect.NewRegistry(s.Image.Name, creds), s.Image.Platform)
-				if err != nil {
-					errs[n] = fmt.Errorf("variant %s: measuring %s in the registry: %w", n, s.Image.Name, err)
+		for _, s := range solved[n] {
+			plat := platforms.Format(s.Image.Platform)
+			r := ImageReport{Variant: n, Ref: s.Image.Name, Platform: plat, Probes: s.Probes}
+			if resp := resps[n]; resp != nil {
+				if multi {
+					r.Index = resp.ExporterResponse[exptypes.ExporterImageDigestKey]
 				} else {
-					rep.Measures[n] = m
-					r.CompressedBytes, r.UncompressedBytes, r.Layers = m.Compressed, m.Uncompressed, len(m.Layers)
-					for _, l := range m.Layers {
-						r.LargestLayerBytes = max(r.LargestLayerBytes, l.Compressed)
-					}
-					if r.Digest == "" {
-						r.Digest = m.Digest.String()
+					r.Digest = resp.ExporterResponse[exptypes.ExporterImageDigestKey]
+				}
+				if ro.Push && ro.Inspect {
+					m, err := ins.Inspect(ctx, inspect.NewRegistry(s.Image.Name, creds), s.Image.Platform)
+					if err != nil {
+						errs[n] = fmt.Errorf("variant %s (%s): measuring %s in the registry: %w", n, plat, s.Image.Name, err)
+					} else {
+						rep.Measures[MeasureKey(n, plat, multi)] = m
+						r.CompressedBytes, r.UncompressedBytes, r.Layers = m.Compressed, m.Uncompressed, len(m.Layers)
+						for _, l := range m.Layers {
+							r.LargestLayerBytes = max(r.LargestLayerBytes, l.Compressed)
+						}
+						if r.Digest == "" {
+							r.Digest = m.Digest.String()
+						}
 					}
 				}
 			}
+			if r.Probes == nil {
+				r.Probes = []probe.Result{}
+			}
+			rep.Images = append(rep.Images, r)
 		}
-		if r.Probes == nil {
-			r.Probes = []probe.Result{}
-		}
-		rep.Images = append(rep.Images, r)
 	}
 	if ro.SBOMOut != "" {
 		for _, n := range names {
-			s := solved[n]
-			if s == nil || s.SBOM == nil || errs[n] != nil {
-				continue
-			}
-			if err := os.MkdirAll(ro.SBOMOut, 0o755); err != nil {
-				return rep, fmt.Errorf("option --sbom-out: %w", err)
-			}
-			f := filepath.Join(ro.SBOMOut, n+".spdx.json")
-			if err := os.WriteFile(f, s.SBOM, 0o644); err != nil {
-				return rep, fmt.Errorf("option --sbom-out: %w", err)
+			for _, s := range solved[n] {
+				if s == nil || s.SBOM == nil || errs[n] != nil {
+					continue
+				}
+				if err := os.MkdirAll(ro.SBOMOut, 0o755); err != nil {
+					return rep, fmt.Errorf("option --sbom-out: %w", err)
+				}
+				name := n
+				if multi {
+					name += "." + strings.ReplaceAll(platforms.Format(s.Image.Platform), "/", "-")
+				}
+				f := filepath.Join(ro.SBOMOut, name+".spdx.json")
+				if err := os.WriteFile(f, s.SBOM, 0o644); err != nil {
+					return rep, fmt.Errorf("option --sbom-out: %w", err)
+				}
 			}
 		}
 	}
@@ -599,13 +661,17 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 
 // unwrapProbe keeps a probe failure's message readable: the gateway wraps
 // the build function's error in its own text.
-func unwrapProbe(err error, s *Solved) error {
+func unwrapProbe(err error, s *Solved, multi bool) error {
 	var pe *ProbeError
 	if errors.As(err, &pe) {
 		return pe
 	}
 	if s != nil && len(probe.Failed(s.Probes)) > 0 {
-		return &ProbeError{Variant: s.Image.Variant.Name, Failed: probe.Failed(s.Probes)}
+		pe := &ProbeError{Variant: s.Image.Variant.Name, Failed: probe.Failed(s.Probes)}
+		if multi {
+			pe.Platform = platforms.Format(s.Image.Platform)
+		}
+		return pe
 	}
 	return err
 }

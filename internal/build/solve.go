@@ -36,7 +36,9 @@ type Solved struct {
 // image must not be exported.
 type ProbeError struct {
 	Variant string
-	Failed  []probe.Result
+	// Platform is set when the image was built for several platforms.
+	Platform string
+	Failed   []probe.Result
 }
 
 func (e *ProbeError) Error() string {
@@ -44,7 +46,11 @@ func (e *ProbeError) Error() string {
 	for _, f := range e.Failed {
 		parts = append(parts, f.Name+": "+f.Detail)
 	}
-	return fmt.Sprintf("variant %s: %d probe(s) failed, the image is not exported: %s", e.Variant, len(e.Failed), strings.Join(parts, "; "))
+	what := "variant " + e.Variant
+	if e.Platform != "" {
+		what += " (" + e.Platform + ")"
+	}
+	return fmt.Sprintf("%s: %d probe(s) failed, the image is not exported: %s", what, len(e.Failed), strings.Join(parts, "; "))
 }
 
 // CacheImports reads the cache imports a client passed (buildctl's
