@@ -9,6 +9,7 @@
 #   docker buildx bake backend-prod --push
 #   REGISTRY=ghcr.io/me TAG=sha-abc docker buildx bake --push
 #   docker buildx bake --call=targets backend-prod
+#   PLATFORMS=linux/amd64 docker buildx bake --load backend-prod  # one platform, into docker
 #   docker buildx bake --sbom=true --provenance=mode=max --push
 #   INDEX_URL=https://pypi.corp/simple INDEX_AUTH_SECRET=index INDEX_USERNAME=ci \
 #     INDEX_PASSWORD=... docker buildx bake --push
@@ -28,7 +29,7 @@ variable "FRONTEND" {
   default = "127.0.0.1:5000/ktrdr-images/frontend:latest"
 }
 variable "PLATFORMS" {
-  default = "linux/amd64"
+  default = "linux/amd64,linux/arm64"
 }
 variable "CONTEXT" {
   default = "examples/ktrdr"

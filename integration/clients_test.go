@@ -257,7 +257,7 @@ func TestBake(t *testing.T) {
 	w := world.ForTest(t)
 	fe := frontendImage(t, w)
 	bin, env := buildxEnv(t, w)
-	env = append(env, "FRONTEND="+fe, "REGISTRY="+w.Registry+"/itest-bake", "TAG=x")
+	env = append(env, "FRONTEND="+fe, "REGISTRY="+w.Registry+"/itest-bake", "TAG=x", "PLATFORMS=linux/amd64")
 	ba := buildArgsFor(w)
 	for _, k := range sortedKeys(ba) {
 		env = append(env, k+"="+ba[k])
@@ -310,7 +310,7 @@ func TestSameImageFromEveryClient(t *testing.T) {
 	}
 
 	bin, env := buildxEnv(t, w)
-	env = append(env, "FRONTEND="+fe, "REGISTRY="+w.Registry+"/itest-same-bake")
+	env = append(env, "FRONTEND="+fe, "REGISTRY="+w.Registry+"/itest-same-bake", "PLATFORMS=linux/amd64")
 	ba := buildArgsFor(w)
 	for _, k := range sortedKeys(ba) {
 		env = append(env, k+"="+ba[k])

@@ -110,7 +110,7 @@ func TestSecondApp(t *testing.T) {
 		t.Fatalf("bake-file: %v\n%s", err, out)
 	}
 	bin, env := buildxEnv(t, w)
-	env = append(env, "FRONTEND="+fe, "REGISTRY="+w.Registry+"/itest-signals-bake")
+	env = append(env, "FRONTEND="+fe, "REGISTRY="+w.Registry+"/itest-signals-bake", "PLATFORMS=linux/amd64")
 	ba := buildArgsFor(w)
 	for _, k := range sortedKeys(ba) {
 		env = append(env, k+"="+ba[k])

@@ -319,7 +319,7 @@ func (v *verifier) engineBuilder(ctx context.Context) {
 	// Two of the four targets: the engine's builder shares no cache with
 	// our buildkitd, and loading worker-gpu's 3.9 GB into the engine
 	// (fuse-overlayfs) would double this check's time for nothing new.
-	v.sh(ctx, 30*time.Minute, fmt.Sprintf("cd %s && FRONTEND=%s CONTEXT=%s REGISTRY=ktrdr-engine TAG=test %s docker buildx bake --builder default --load --provenance=false --progress plain --allow network.host --set '*.network=host' backend-prod worker-cpu",
+	v.sh(ctx, 30*time.Minute, fmt.Sprintf("cd %s && FRONTEND=%s CONTEXT=%s REGISTRY=ktrdr-engine TAG=test PLATFORMS=linux/amd64 %s docker buildx bake --builder default --load --provenance=false --progress plain --allow network.host --set '*.network=host' backend-prod worker-cpu",
 		v.ModuleDir, fe, contextArg, strings.Join(env, " ")), engineJudge)
 
 	syntax := filepath.Join(v.WorkDir, "ktrdr.images")

@@ -26,6 +26,10 @@ const (
 	// CUDAPlatform is the only platform of an image with torch = "cuda":
 	// the CUDA wheels are amd64 only.
 	CUDAPlatform = "linux/amd64"
+	// DefaultPlatforms are the images' platforms (PLATFORMS): both, as
+	// KTRDR's CI pushes them; an image with torch = "cuda" keeps
+	// CUDAPlatform alone. PLATFORMS=linux/amd64 builds one.
+	DefaultPlatforms = "linux/amd64,linux/arm64"
 )
 
 // Params is what a bake file is made from.
@@ -184,6 +188,7 @@ func Generate(p Params) ([]byte, error) {
 	fmt.Fprintf(&b, "#   docker buildx bake %s --push\n", def)
 	b.WriteString("#   REGISTRY=ghcr.io/me TAG=sha-abc docker buildx bake --push\n")
 	fmt.Fprintf(&b, "#   docker buildx bake --call=targets %s\n", def)
+	fmt.Fprintf(&b, "#   PLATFORMS=linux/amd64 docker buildx bake --load %s  # one platform, into docker\n", def)
 	b.WriteString("#   docker buildx bake --sbom=true --provenance=mode=max --push\n")
 	b.WriteString("#   INDEX_URL=https://pypi.corp/simple INDEX_AUTH_SECRET=index INDEX_USERNAME=ci \\\n")
 	b.WriteString("#     INDEX_PASSWORD=... docker buildx bake --push\n")
@@ -211,7 +216,7 @@ func Generate(p Params) ([]byte, error) {
 	}
 	variable("TAG", tag)
 	variable("FRONTEND", DefaultFrontend)
-	variable("PLATFORMS", "linux/amd64")
+	variable("PLATFORMS", DefaultPlatforms)
 	variable("CONTEXT", p.Context)
 	variable("SOURCE_DATE_EPOCH", "")
 	for _, a := range optionArgs {
