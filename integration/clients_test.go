@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -28,7 +27,10 @@ const BuildxVersion = "v0.38.2"
 
 const epoch = "1700000000"
 
-var amd64 = ocispecs.Platform{OS: "linux", Architecture: "amd64"}
+var (
+	amd64 = ocispecs.Platform{OS: "linux", Architecture: "amd64"}
+	arm64 = ocispecs.Platform{OS: "linux", Architecture: "arm64"}
+)
 
 var frontendOnce struct {
 	sync.Once
@@ -48,7 +50,8 @@ func frontendImage(t *testing.T, w *world.World) string {
 			return
 		}
 		defer os.RemoveAll(dir)
-		bin, err := build.CompileFrontend(ctx, "..", dir, runtime.GOARCH)
+		// Both platforms, as it is published: cmd/frontend cross-compiled.
+		bins, err := build.CompileFrontends(ctx, "..", dir, []ocispecs.Platform{amd64, arm64})
 		if err != nil {
 			frontendOnce.err = err
 			return
@@ -60,7 +63,7 @@ func frontendImage(t *testing.T, w *world.World) string {
 		}
 		defer c.Close()
 		ref := w.Registry + "/ktrdr-images/frontend:test"
-		_, err = build.FrontendImage(ctx, c, build.FrontendImageOptions{Binary: bin, Platform: amd64, Ref: ref, Push: true, Progress: "quiet"})
+		_, err = build.FrontendImage(ctx, c, build.FrontendImageOptions{Binaries: bins, Ref: ref, Push: true, Progress: "quiet"})
 		frontendOnce.ref, frontendOnce.err = ref, err
 	})
 	if frontendOnce.err != nil {

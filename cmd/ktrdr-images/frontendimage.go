@@ -10,6 +10,8 @@ import (
 
 	"github.com/ktrdr/ktrdr-images/internal/build"
 	"github.com/ktrdr/ktrdr-images/python/pep508"
+	"github.com/ktrdr/ktrdr-images/variants"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 )
 
@@ -40,7 +42,7 @@ Without --binary, cmd/frontend is compiled from this source tree (Go needed).`,
 	fl.StringVar(&f.binary, "binary", "", "the static frontend binary (default: compile ./cmd/frontend)")
 	fl.StringVar(&f.ref, "push", "", "push the image to this reference")
 	fl.StringArrayVar(&f.outputs, "output", nil, "buildctl output instead of or besides --push (repeatable)")
-	fl.StringVar(&f.platform, "platform", "linux/amd64", "platform of the frontend image")
+	fl.StringVar(&f.platform, "platform", "linux/amd64,linux/arm64", "platforms of the frontend image, comma-separated (cmd/frontend is cross-compiled for each; one index)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain, tty, rawjson or quiet")
 	return cmd
 }
@@ -49,9 +51,17 @@ func runFrontendImage(ctx context.Context, w io.Writer, f frontendImageFlags) er
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	plat, err := pep508.ParsePlatform(f.platform)
+	names, err := variants.ParsePlatforms("--platform", f.platform)
 	if err != nil {
-		return fmt.Errorf("option --platform: %w", err)
+		return err
+	}
+	var plats []ocispecs.Platform
+	for _, n := range names {
+		p, _ := pep508.ParsePlatform(n) // checked by ParsePlatforms
+		plats = append(plats, p)
+	}
+	if f.binary != "" && len(plats) > 1 {
+		return fmt.Errorf("option --binary: one binary is for one platform, and --platform names %d (%s): give --platform too, or leave --binary out to compile each", len(plats), strings.Join(names, ", "))
 	}
 	if f.ref == "" && len(f.outputs) == 0 {
 		return fmt.Errorf("option --push REF (or --output) is required")
@@ -64,8 +74,13 @@ func runFrontendImage(ctx context.Context, w io.Writer, f frontendImageFlags) er
 	if _, err := c.Info(ctx); err != nil {
 		return fmt.Errorf("buildkitd at %s is not reachable (set --addr or BUILDKIT_HOST): %w", addr, err)
 	}
-	bin := f.binary
-	if bin == "" {
+	var bins []build.FrontendBinary
+	if f.binary != "" {
+		if _, err := os.Stat(f.binary); err != nil {
+			return fmt.Errorf("option --binary: %w", err)
+		}
+		bins = []build.FrontendBinary{{Platform: plats[0], Path: f.binary}}
+	} else {
 		modDir, err := exec.Command("go", "env", "GOMOD").Output()
 		if err != nil || !strings.HasSuffix(strings.TrimSpace(string(modDir)), "go.mod") {
 			return fmt.Errorf("option --binary: no frontend binary given and no Go module here to compile cmd/frontend from")
@@ -76,15 +91,12 @@ func runFrontendImage(ctx context.Context, w io.Writer, f frontendImageFlags) er
 		}
 		defer os.RemoveAll(tmp)
 		root := strings.TrimSuffix(strings.TrimSpace(string(modDir)), "/go.mod")
-		if bin, err = build.CompileFrontend(ctx, root, tmp, plat.Architecture); err != nil {
+		if bins, err = build.CompileFrontends(ctx, root, tmp, plats); err != nil {
 			return err
 		}
 	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("option --binary: %w", err)
-	}
 	dgst, err := build.FrontendImage(ctx, c, build.FrontendImageOptions{
-		Binary: bin, Platform: plat, Ref: f.ref, Push: f.ref != "", Outputs: f.outputs, Progress: f.progress,
+		Binaries: bins, Ref: f.ref, Push: f.ref != "", Outputs: f.outputs, Progress: f.progress,
 	})
 	if err != nil {
 		return err

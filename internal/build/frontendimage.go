@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/containerd/console"
+	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
@@ -35,9 +36,36 @@ func CompileFrontend(ctx context.Context, moduleDir, dir, arch string) (string, 
 	return out, nil
 }
 
+// FrontendBinary is the static frontend binary for one platform.
+type FrontendBinary struct {
+	Platform ocispecs.Platform
+	Path     string
+}
+
+// CompileFrontends cross-compiles cmd/frontend for each platform (Go needs
+// no emulator for that), each into its own directory under dir.
+func CompileFrontends(ctx context.Context, moduleDir, dir string, plats []ocispecs.Platform) ([]FrontendBinary, error) {
+	var out []FrontendBinary
+	for _, p := range plats {
+		d := filepath.Join(dir, p.OS+"-"+p.Architecture)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+		bin, err := CompileFrontend(ctx, moduleDir, d, p.Architecture)
+		if err != nil {
+			return nil, fmt.Errorf("platform %s: %w", platforms.Format(p), err)
+		}
+		out = append(out, FrontendBinary{Platform: p, Path: bin})
+	}
+	return out, nil
+}
+
 // FrontendImageOptions say how to build the frontend image.
 type FrontendImageOptions struct {
-	// Binary is the static frontend binary.
+	// Binaries are the static frontend binaries, one per platform: with
+	// several, the image is one OCI index with a manifest per platform.
+	Binaries []FrontendBinary
+	// Binary and Platform are the one binary when Binaries is empty.
 	Binary   string
 	Platform ocispecs.Platform
 	// Ref is the image name; Push pushes it there.
@@ -50,15 +78,23 @@ type FrontendImageOptions struct {
 }
 
 // FrontendImage builds the frontend image with LLB: scratch plus the
-// binary, its entrypoint and the frontend labels, and exports it.
+// binary, its entrypoint and the frontend labels, for each platform, and
+// exports it (one index for several platforms).
 func FrontendImage(ctx context.Context, c *client.Client, o FrontendImageOptions) (string, error) {
 	if o.Ref == "" && len(o.Outputs) == 0 {
 		return "", fmt.Errorf("option --push REF or --output: the frontend image needs somewhere to go")
 	}
-	dir := filepath.Dir(o.Binary)
-	fs, err := fsutil.NewFS(dir)
-	if err != nil {
-		return "", fmt.Errorf("frontend binary %s: %w", o.Binary, err)
+	bins := o.Binaries
+	if len(bins) == 0 {
+		bins = []FrontendBinary{{Platform: o.Platform, Path: o.Binary}}
+	}
+	mounts := map[string]fsutil.FS{}
+	for i, b := range bins {
+		fs, err := fsutil.NewFS(filepath.Dir(b.Path))
+		if err != nil {
+			return "", fmt.Errorf("frontend binary %s: %w", b.Path, err)
+		}
+		mounts[fmt.Sprintf("frontend-bin-%d", i)] = fs
 	}
 	outputs := append([]string{}, o.Outputs...)
 	if o.Ref != "" {
@@ -68,41 +104,60 @@ func FrontendImage(ctx context.Context, c *client.Client, o FrontendImageOptions
 	if err != nil {
 		return "", err
 	}
-	img := ocispecs.Image{Platform: o.Platform}
-	img.Config.Entrypoint = []string{"/bin/frontend"}
-	img.Config.Labels = map[string]string{
-		"moby.buildkit.frontend.network.none":  "true",
-		"moby.buildkit.frontend.caps":          FrontendCaps,
-		"org.opencontainers.image.title":       "ktrdr-images frontend",
-		"org.opencontainers.image.description": "BuildKit frontend building KTRDR's images from LLB, without Dockerfiles",
-	}
-	img.RootFS.Type = "layers"
-	cfg, err := json.Marshal(img)
-	if err != nil {
-		return "", err
+	config := func(p ocispecs.Platform) ([]byte, error) {
+		img := ocispecs.Image{Platform: p}
+		img.Config.Entrypoint = []string{"/bin/frontend"}
+		img.Config.Labels = map[string]string{
+			"moby.buildkit.frontend.network.none":  "true",
+			"moby.buildkit.frontend.caps":          FrontendCaps,
+			"org.opencontainers.image.title":       "ktrdr-images frontend",
+			"org.opencontainers.image.description": "BuildKit frontend building KTRDR's images from LLB, without Dockerfiles",
+		}
+		img.RootFS.Type = "layers"
+		return json.Marshal(img)
 	}
 	pw, err := newPrinter(ctx, o.Out, o.Progress)
 	if err != nil {
 		return "", err
 	}
-	resp, err := c.Build(ctx, client.SolveOpt{Exports: exports, LocalMounts: map[string]fsutil.FS{"frontend-bin": fs}}, "ktrdr-images", func(ctx context.Context, gw gwclient.Client) (*gwclient.Result, error) {
-		st := llb.Scratch().File(llb.Copy(llb.Local("frontend-bin", llb.IncludePatterns([]string{filepath.Base(o.Binary)})), "/"+filepath.Base(o.Binary), "/bin/frontend",
-			&llb.CopyInfo{CreateDestPath: true}), llb.WithCustomName("[frontend image] /bin/frontend"))
-		def, err := st.Marshal(ctx, llb.Platform(o.Platform))
-		if err != nil {
-			return nil, err
-		}
-		r, err := gw.Solve(ctx, gwclient.SolveRequest{Definition: def.ToPB(), Evaluate: true})
-		if err != nil {
-			return nil, err
-		}
-		ref, err := r.SingleRef()
-		if err != nil {
-			return nil, err
-		}
+	resp, err := c.Build(ctx, client.SolveOpt{Exports: exports, LocalMounts: mounts}, "ktrdr-images", func(ctx context.Context, gw gwclient.Client) (*gwclient.Result, error) {
 		res := gwclient.NewResult()
-		res.SetRef(ref)
-		res.AddMeta(exptypes.ExporterImageConfigKey, cfg)
+		var list exptypes.Platforms
+		for i, b := range bins {
+			id := platforms.FormatAll(platforms.Normalize(b.Platform))
+			src := llb.Local(fmt.Sprintf("frontend-bin-%d", i), llb.IncludePatterns([]string{filepath.Base(b.Path)}))
+			st := llb.Scratch().File(llb.Copy(src, "/"+filepath.Base(b.Path), "/bin/frontend", &llb.CopyInfo{CreateDestPath: true}),
+				llb.WithCustomNamef("[frontend image %s] /bin/frontend", id))
+			def, err := st.Marshal(ctx, llb.Platform(b.Platform))
+			if err != nil {
+				return nil, err
+			}
+			r, err := gw.Solve(ctx, gwclient.SolveRequest{Definition: def.ToPB(), Evaluate: true})
+			if err != nil {
+				return nil, err
+			}
+			ref, err := r.SingleRef()
+			if err != nil {
+				return nil, err
+			}
+			cfg, err := config(b.Platform)
+			if err != nil {
+				return nil, err
+			}
+			if len(bins) == 1 {
+				res.SetRef(ref)
+				res.AddMeta(exptypes.ExporterImageConfigKey, cfg)
+				return res, nil
+			}
+			res.AddRef(id, ref)
+			res.AddMeta(exptypes.ExporterImageConfigKey+"/"+id, cfg)
+			list.Platforms = append(list.Platforms, exptypes.Platform{ID: id, Platform: platforms.Normalize(b.Platform)})
+		}
+		dt, err := json.Marshal(list)
+		if err != nil {
+			return nil, err
+		}
+		res.AddMeta(exptypes.ExporterPlatformsKey, dt)
 		return res, nil
 	}, pw.Status())
 	<-pw.Done()
