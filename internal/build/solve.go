@@ -10,6 +10,7 @@ import (
 
 	"github.com/containerd/platforms"
 	"github.com/ktrdr/ktrdr-images/internal/probe"
+	"github.com/ktrdr/ktrdr-images/python/pep508"
 	"github.com/ktrdr/ktrdr-images/variants"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
@@ -183,7 +184,12 @@ func platformKey(p ocispecs.Platform) string {
 func Spec(img variants.Image, o variants.Options) probe.Spec {
 	v := img.Variant
 	port := img.Config.Config.ExposedPorts
+	machine := ""
+	if env, err := pep508.EnvironmentFor(img.Platform, o.Python); err == nil {
+		machine = env.PlatformMachine
+	}
 	spec := probe.Spec{
+		Machine:      machine,
 		User:         o.User,
 		UID:          o.UID,
 		GID:          o.GID,

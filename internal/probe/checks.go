@@ -15,6 +15,10 @@ import (
 // Spec says what an image must be. internal/build derives it from the
 // variant's data.
 type Spec struct {
+	// Machine is what uname -m and the image's Python must say inside it
+	// ("x86_64", "aarch64"; under emulation for a foreign platform); ""
+	// skips the check.
+	Machine string
 	// User, UID and GID are the account the image must run as.
 	User     string
 	UID, GID int
@@ -62,6 +66,9 @@ func Check(ctx context.Context, c *Container, cfg dockerspec.DockerOCIImage, spe
 	var out []Result
 	add := func(r Result) { out = append(out, r) }
 	add(checkConfig(cfg, spec))
+	if spec.Machine != "" {
+		add(checkMachine(ctx, c, spec.Machine))
+	}
 	add(checkUser(ctx, c, cfg, spec))
 	add(checkOwnership(ctx, c, spec))
 	add(checkClean(ctx, c, spec))
@@ -86,6 +93,28 @@ func Check(ctx context.Context, c *Container, cfg dockerspec.DockerOCIImage, spe
 		add(checkHealth(ctx, c, spec))
 	}
 	return out
+}
+
+// checkMachine runs uname -m and the venv's Python inside the image: both
+// must say the platform's machine, so an arm64 image really runs arm64
+// binaries (under emulation on an amd64 host) and its interpreter is one.
+func checkMachine(ctx context.Context, c *Container, want string) Result {
+	r := c.Run(ctx, "", "uname", "-m")
+	if r.Err != nil {
+		return result("platform", fmt.Errorf("uname -m: %v: %s", r.Err, lastLine(r.Stderr)), "")
+	}
+	got := strings.TrimSpace(r.Stdout)
+	var py struct {
+		Machine string `json:"machine"`
+		Tag     string `json:"tag"`
+	}
+	if err := c.JSON(ctx, `import json, platform, sysconfig; print(json.dumps({"machine": platform.machine(), "tag": sysconfig.get_platform()}))`, &py); err != nil {
+		return result("platform", fmt.Errorf("python: %w", err), "")
+	}
+	if got != want || py.Machine != want {
+		return result("platform", fmt.Errorf("uname -m says %s and python's platform.machine() %s, expected %s", got, py.Machine, want), "")
+	}
+	return result("platform", nil, fmt.Sprintf("uname -m: %s, python: %s (%s)", got, py.Machine, py.Tag))
 }
 
 // result makes a Result: OK with detail, or failed with the error's text.
