@@ -34,10 +34,12 @@ func offline(w *world.World, namespace string) variants.Options { return w.Build
 type buildArgs struct {
 	dir      string
 	variants []string
-	opts     variants.Options
-	probe    bool
-	push     bool
-	noCache  bool
+	// platforms are build --platform's list (none: opts.Platform).
+	platforms []string
+	opts      variants.Options
+	probe     bool
+	push      bool
+	noCache   bool
 	// The supply-chain flags (build --sbom, --sbom-out, --provenance,
 	// --secret, --export-cache).
 	sbom        bool
@@ -66,7 +68,7 @@ func runBuild(t *testing.T, w *world.World, a buildArgs) (*build.Report, error) 
 	defer logf.Close()
 	start := time.Now()
 	rep, err := build.Run(ctx, c, build.RunOptions{
-		ContextDir: a.dir, Variants: a.variants, Options: a.opts,
+		ContextDir: a.dir, Variants: a.variants, Options: a.opts, Platforms: a.platforms,
 		Probe: a.probe, Push: a.push, Inspect: a.push, NoCache: a.noCache,
 		Progress: "plain", ProgressOut: logf,
 		SBOM: a.sbom, SBOMOut: a.sbomOut, Provenance: a.provenance, Secrets: a.secrets, ExportCache: a.exportCache,
