@@ -10,9 +10,10 @@ import (
 )
 
 // WriteReportFile writes the report as JSON with exactly the fields of
-// ImageReport: {"images":[{"variant","ref","digest","platform",
-// "compressed_bytes","uncompressed_bytes","layers","largest_layer_bytes",
-// "probes":[...]}]}.
+// ImageReport: {"images":[{"variant","ref","digest","index" (several
+// platforms),"platform","compressed_bytes","uncompressed_bytes","layers",
+// "largest_layer_bytes","probes":[...],"solve_seconds","probe_seconds"}]},
+// one entry per image and platform.
 func WriteReportFile(path string, rep *Report) error {
 	dt, err := json.MarshalIndent(struct {
 		Images []ImageReport `json:"images"`

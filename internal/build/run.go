@@ -287,6 +287,10 @@ type ImageReport struct {
 	// LargestLayerBytes is the largest layer's compressed size.
 	LargestLayerBytes int64          `json:"largest_layer_bytes"`
 	Probes            []probe.Result `json:"probes"`
+	// SolveSeconds and ProbeSeconds time this image's solve and probes
+	// (the platforms of one image are solved concurrently).
+	SolveSeconds float64 `json:"solve_seconds"`
+	ProbeSeconds float64 `json:"probe_seconds"`
 }
 
 // Report is what a build produced.
@@ -604,7 +608,8 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 	for _, n := range names {
 		for _, s := range solved[n] {
 			plat := platforms.Format(s.Image.Platform)
-			r := ImageReport{Variant: n, Ref: s.Image.Name, Platform: plat, Probes: s.Probes}
+			r := ImageReport{Variant: n, Ref: s.Image.Name, Platform: plat, Probes: s.Probes,
+				SolveSeconds: s.SolveTime.Seconds(), ProbeSeconds: s.ProbeTime.Seconds()}
 			if resp := resps[n]; resp != nil {
 				if multi {
 					r.Index = resp.ExporterResponse[exptypes.ExporterImageDigestKey]

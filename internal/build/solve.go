@@ -7,6 +7,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/containerd/platforms"
 	"github.com/ktrdr/ktrdr-images/internal/probe"
@@ -31,6 +32,10 @@ type Solved struct {
 	// attached), keyed by the caller under the image's platform.
 	SBOM         []byte
 	Attestations []gwclient.Attestation
+	// SolveTime is how long the graph's solve took (its cached part is
+	// quick), ProbeTime the probes (under emulation for a foreign
+	// platform).
+	SolveTime, ProbeTime time.Duration
 }
 
 // ProbeError is returned when an image was built but a probe failed: the
@@ -113,6 +118,7 @@ func Solve(ctx context.Context, gw gwclient.Client, in variants.Inputs, o varian
 	if err != nil {
 		return nil, fmt.Errorf("variant %s: marshaling the graph: %w", variant, err)
 	}
+	start := time.Now()
 	res, err := gw.Solve(ctx, gwclient.SolveRequest{Definition: def.ToPB(), CacheImports: imports, Evaluate: true})
 	if err != nil {
 		return nil, fmt.Errorf("variant %s: %w", variant, err)
@@ -121,9 +127,11 @@ func Solve(ctx context.Context, gw gwclient.Client, in variants.Inputs, o varian
 	if err != nil {
 		return nil, fmt.Errorf("variant %s: %w", variant, err)
 	}
-	s := &Solved{Image: img}
+	s := &Solved{Image: img, SolveTime: time.Since(start)}
 	if so.Probe {
+		start = time.Now()
 		s.Probes, err = runProbes(ctx, gw, in, o, img, ref, imports)
+		s.ProbeTime = time.Since(start)
 		if err != nil {
 			return s, fmt.Errorf("variant %s: probing: %w", variant, err)
 		}
