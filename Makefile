@@ -4,7 +4,8 @@
 #                    base images, package index), then build the four images of
 #                    examples/ktrdr in one invocation, probe them, push them to the
 #                    world's registry and print the table (REPORT=FILE: also JSON;
-#                    APP=examples/signals: the second example's images)
+#                    APP=examples/signals: the second example's images;
+#                    PLATFORMS=linux/amd64,linux/arm64: both platforms)
 #   make test        unit tests, then the integration tests on the offline world,
 #                    which is brought up as needed (what .ci/run runs)
 #   make test-short  unit tests only, no daemon, seconds
@@ -24,9 +25,12 @@ REPORT ?=
 # APP: the project whose images make images builds (its [tool.ktrdr-images]
 # spec, or KTRDR's four): make images APP=examples/signals
 APP    ?= examples/ktrdr
+# PLATFORMS: make images PLATFORMS=linux/amd64,linux/arm64 builds each image
+# for both (worker-gpu: linux/amd64 only), every platform probed.
+PLATFORMS ?= linux/amd64
 
 images:
-	$(GO) run ./integration/cmd/images -context $(APP) $(if $(REPORT),-report $(REPORT))
+	$(GO) run ./integration/cmd/images -context $(APP) -platform $(PLATFORMS) $(if $(REPORT),-report $(REPORT))
 
 test: fmt-check vet test-short test-integration
 

@@ -46,6 +46,9 @@ type RunOptions struct {
 	// index with a manifest per platform, every platform probed before
 	// the export.
 	Platforms []string
+	// VariantPlatforms override Platforms for the variants they name, as
+	// bake's per-target platforms do (worker-gpu: linux/amd64 alone).
+	VariantPlatforms map[string][]string
 	// Probe checks each image from the inside before it is exported.
 	Probe bool
 	// NoCache solves every vertex again instead of reusing cached results.
@@ -440,45 +443,56 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 	if err := ro.Options.Validate(); err != nil {
 		return nil, err
 	}
-	plats := ro.Platforms
-	if len(plats) == 0 {
-		plats = []string{ro.Options.Platform}
-	}
-	var vs []variants.Variant
+	// Each variant's platforms: checked against its lock (which
+	// variant supports which) and normalized, before anything is built.
+	platsOf := map[string][]string{}
+	var union []string
 	for _, n := range names {
 		v, _ := in.Spec.Lookup(n) // checked above
-		vs = append(vs, v)
+		plats := ro.Platforms
+		if vp, ok := ro.VariantPlatforms[n]; ok {
+			plats = vp
+		}
+		if len(plats) == 0 {
+			plats = []string{ro.Options.Platform}
+		}
+		if err := variants.CheckPlatforms("--platform", in, ro.Options, []variants.Variant{v}, plats); err != nil {
+			return nil, err
+		}
+		if plats, err = variants.ParsePlatforms("--platform", strings.Join(plats, ",")); err != nil {
+			return nil, err
+		}
+		platsOf[n] = plats
+		union = append(union, plats...)
 	}
-	if err := variants.CheckPlatforms("--platform", in, ro.Options, vs, plats); err != nil {
+	if union, err = variants.ParsePlatforms("--platform", strings.Join(union, ",")); err != nil {
 		return nil, err
 	}
-	if plats, err = variants.ParsePlatforms("--platform", strings.Join(plats, ",")); err != nil {
-		return nil, err
-	}
-	ro.Options.Platform = plats[0]
 	// The daemon must run every platform (natively or emulated) before
 	// anything is solved; its native one is where packages are installed.
-	buildPlat, err := WorkerPlatform(ctx, c, ro.Addr, plats)
+	buildPlat, err := WorkerPlatform(ctx, c, ro.Addr, union)
 	if err != nil {
 		return nil, err
 	}
 	in.BuildPlatform = &buildPlat
-	// Kept for a disk-full error's figures, computed only then.
+	// Kept for a disk-full error's figures, computed only then; made now
+	// for every variant and platform, so a graph that cannot be made
+	// (a cross build needing an sdist) fails before any solve.
 	graphs := map[string]variants.Image{}
-	for _, p := range plats {
-		po := ro.Options
-		po.Platform = p
-		imgs, err := variants.Graphs(ctx, in, po, names)
-		if err != nil {
-			return nil, err
-		}
-		for _, img := range imgs {
-			if _, ok := graphs[img.Variant.Name]; !ok {
-				graphs[img.Variant.Name] = img
+	for _, n := range names {
+		for _, p := range platsOf[n] {
+			po := ro.Options
+			po.Platform = p
+			imgs, err := variants.Graphs(ctx, in, po, []string{n})
+			if err != nil {
+				return nil, err
+			}
+			if _, ok := graphs[n]; !ok {
+				graphs[n] = imgs[0]
 			}
 		}
 	}
-	multi := len(plats) > 1
+	multiOf := func(n string) bool { return len(platsOf[n]) > 1 }
 	ctxFS, err := fsutil.NewFS(ro.ContextDir)
 	if err != nil {
 		return nil, fmt.Errorf("build context %s: %w", ro.ContextDir, err)
@@ -545,9 +559,9 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 				vin.Resolver = resolves.wrap(gw)
 				var res *gwclient.Result
 				var err error
-				ss, res, err = SolvePlatforms(ctx, gw, vin, ro.Options, n, plats, SolveOptions{
+				ss, res, err = SolvePlatforms(ctx, gw, vin, ro.Options, n, platsOf[n], SolveOptions{
 					Probe: ro.Probe, NoCache: ro.NoCache,
-					SBOM: ro.SBOMOut != "", AttachSBOM: ro.SBOM, Indexed: ro.SBOM || ro.Provenance != "" || multi,
+					SBOM: ro.SBOMOut != "", AttachSBOM: ro.SBOM, Indexed: ro.SBOM || ro.Provenance != "" || multiOf(n),
 				})
 				return res, err
 			}, ch)
@@ -578,7 +592,7 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 			}
 			if err != nil {
 				var pe *ProbeError
-				if err = unwrapProbe(err, s, multi); !errors.As(err, &pe) {
+				if err = unwrapProbe(err, s, multiOf(n)); !errors.As(err, &pe) {
 					err = fmt.Errorf("variant %s: %w", n, err)
 					if step, lines := steps.explain(); step != "" {
 						err = &StepError{Step: step, Lines: lines, Err: err}
@@ -606,6 +620,7 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 		creds = dockerCreds(dockerConfig)
 	}
 	for _, n := range names {
+		multi := multiOf(n)
 		for _, s := range solved[n] {
 			plat := platforms.Format(s.Image.Platform)
 			r := ImageReport{Variant: n, Ref: s.Image.Name, Platform: plat, Probes: s.Probes,
@@ -648,7 +663,7 @@ func Run(ctx context.Context, c *client.Client, ro RunOptions) (*Report, error) 
 					return rep, fmt.Errorf("option --sbom-out: %w", err)
 				}
 				name := n
-				if multi {
+				if multiOf(n) {
 					name += "." + strings.ReplaceAll(platforms.Format(s.Image.Platform), "/", "-")
 				}
 				f := filepath.Join(ro.SBOMOut, name+".spdx.json")

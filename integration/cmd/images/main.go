@@ -8,7 +8,13 @@
 // index; everything else the default: the uv installer, worker-gpu with CUDA
 // from the nvidia-* wheels); nothing here is a second code path.
 //
-//	go run ./integration/cmd/images [-report FILE] [-context DIR] [-progress MODE]
+// -platform linux/amd64,linux/arm64 (make images PLATFORMS=...) builds each
+// image for both, one index per image, every platform probed; an image
+// that cannot be built for one (worker-gpu: its CUDA torch is locked for
+// linux/amd64 only) gets the platforms it supports, as docker-bake.hcl's
+// per-target platforms give it.
+//
+//	go run ./integration/cmd/images [-report FILE] [-context DIR] [-progress MODE] [-platform LIST]
 package main
 
 import (
@@ -18,28 +24,40 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/ktrdr/ktrdr-images/integration/engine"
 	"github.com/ktrdr/ktrdr-images/integration/world"
 	"github.com/ktrdr/ktrdr-images/internal/build"
+	"github.com/ktrdr/ktrdr-images/variants"
 )
 
 func main() {
 	report := flag.String("report", "", "also write the report as JSON to this file")
 	dir := flag.String("context", "examples/ktrdr", "the app to build")
 	progress := flag.String("progress", "auto", "progress output: auto, plain, tty, rawjson or quiet")
+	platform := flag.String("platform", "linux/amd64", "platforms, comma-separated (linux/amd64,linux/arm64)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *dir, *report, *progress); err != nil {
+	if err := run(ctx, *dir, *report, *progress, *platform); err != nil {
 		fmt.Fprintln(os.Stderr, "make images:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, dir, report, progress string) error {
+func run(ctx context.Context, dir, report, progress, platform string) error {
+	plats, err := variants.ParsePlatforms("-platform", platform)
+	if err != nil {
+		return err
+	}
+	in, err := build.LocalInputs(dir)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	w, err := world.Up(ctx, world.Options{Log: os.Stderr})
 	if err != nil {
@@ -55,9 +73,25 @@ func run(ctx context.Context, dir, report, progress string) error {
 	// Each app under its own namespace: 127.0.0.1:5000/ktrdr/...,
 	// 127.0.0.1:5000/signals/...
 	o := w.BuildOptions(filepath.Base(filepath.Clean(dir)))
+	// An image gets the requested platforms it supports.
+	perVariant := map[string][]string{}
+	for _, v := range in.Spec.Variants {
+		sup := variants.SupportedPlatforms(in, o, v)
+		var keep []string
+		for _, p := range plats {
+			if slices.Contains(sup, p) {
+				keep = append(keep, p)
+			}
+		}
+		if len(keep) < len(plats) && len(keep) > 0 {
+			fmt.Fprintf(os.Stderr, "%s: built for %s only (it supports %s)\n", v.Name, strings.Join(keep, ", "), strings.Join(sup, ", "))
+			perVariant[v.Name] = keep
+		}
+	}
 	bstart := time.Now()
 	rep, err := build.Run(ctx, c, build.RunOptions{
-		ContextDir: dir, Options: o, Probe: true, Push: true, Inspect: true, Progress: progress,
+		ContextDir: dir, Options: o, Platforms: plats, VariantPlatforms: perVariant,
+		Probe: true, Push: true, Inspect: true, Progress: progress,
 	})
 	if rep != nil {
 		fmt.Println()
