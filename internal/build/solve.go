@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"strconv"
+	"runtime"
 	"strings"
 	"time"
 
@@ -211,6 +212,11 @@ func Spec(img variants.Image, o variants.Options) probe.Spec {
 		BaseEnv:      img.BaseConfig.Config.Env,
 		Labels:       []string{"org.opencontainers.image.title", "org.opencontainers.image.version", "org.opencontainers.image.description"},
 		Volumes:      v.Volumes,
+	}
+	// An image of another platform than this process's runs under
+	// emulation, several times slower: its server gets longer to answer.
+	if img.Platform.Architecture != runtime.GOARCH {
+		spec.ServerTimeout = 4 * time.Minute
 	}
 	if img.Pins != nil {
 		spec.Distributions = map[string]string{}
