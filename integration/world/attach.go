@@ -2,10 +2,13 @@ package world
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"syscall"
 	"time"
+
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Attach returns the world another process brought up (make world, make
@@ -44,6 +47,11 @@ func Attach(ctx context.Context, opts Options) (*World, error) {
 	if err != nil {
 		return nil, notUp("buildkitd at "+w.BuildkitAddr, err)
 	}
+	if ok, why := arm64Registered(); ok {
+		w.Emulation = Emulation{Arm64: true}
+	} else {
+		w.Emulation = Emulation{Why: why}
+	}
 	rc := newRegistryClient(l.registry)
 	for i, r := range baseRecipes() {
 		d, err := rc.manifestDigest(ctx, r.Repo, r.Tag)
@@ -56,6 +64,24 @@ func Attach(ctx context.Context, opts Options) (*World, error) {
 		}
 		if i == 0 {
 			w.PythonBase, w.PythonBaseDigest = ref, d
+			// An index of both platforms (a world with emulation): its
+			// manifests by platform.
+			if b, err := rc.manifest(ctx, r.Repo, d); err == nil {
+				var idx ocispecs.Index
+				if json.Unmarshal(b, &idx) == nil && idx.MediaType == ocispecs.MediaTypeImageIndex {
+					for _, m := range idx.Manifests {
+						if m.Platform == nil {
+							continue
+						}
+						switch m.Platform.Architecture {
+						case "amd64":
+							w.PythonBaseDigest = m.Digest.String()
+						case "arm64":
+							w.PythonBaseArm64Digest = m.Digest.String()
+						}
+					}
+				}
+			}
 		} else {
 			w.CUDABase, w.CUDABaseDigest = ref, d
 		}

@@ -52,6 +52,17 @@ type baseRecipe struct {
 	// Parent names the recipe whose root filesystem is the first layer; this
 	// image adds one layer with the difference, so both share that blob.
 	Parent string `json:"parent,omitempty"`
+	// Arch is the Debian architecture, "" for amd64 (kept out of the cache
+	// key then, so the amd64 images keep theirs).
+	Arch string `json:"arch,omitempty"`
+}
+
+// arch is the recipe's Debian (and OCI) architecture.
+func (r baseRecipe) arch() string {
+	if r.Arch == "" {
+		return "amd64"
+	}
+	return r.Arch
 }
 
 // baseScriptVersion changes whenever the way base images are made changes.
@@ -106,6 +117,18 @@ func baseRecipes() []baseRecipe {
 	return []baseRecipe{python, cuda}
 }
 
+// arm64Recipe is the python base for linux/arm64: the same packages,
+// installed by mmdebstrap under QEMU (maintainer scripts run emulated),
+// pushed by digest and joined with the amd64 image under the python base's
+// tag as one OCI index. worker-gpu's CUDA base stays amd64-only, as
+// KTRDR's is.
+func arm64Recipe() baseRecipe {
+	r := baseRecipes()[0]
+	r.Name = "python-arm64"
+	r.Arch = "arm64"
+	return r
+}
+
 // baseImage is a base image as cached under bases/NAME and pushed.
 type baseImage struct {
 	Key      string      `json:"key"`
@@ -137,7 +160,11 @@ func (b *baseImage) Size() int64 {
 // ensureBase makes sure the registry serves the recipe's image: reused when
 // the cache and the registry agree, pushed again from the cache when only
 // the registry lost it, made anew with mmdebstrap otherwise.
-func ensureBase(ctx context.Context, l layout, reg *registryClient, r baseRecipe, parent *baseImage, logf func(string, ...any)) (*baseImage, string, error) {
+//
+// byDigest pushes and checks the manifest by its digest, not the tag: the
+// images of an index (python for amd64 and arm64), whose tag ensureBaseIndex
+// points at the index.
+func ensureBase(ctx context.Context, l layout, reg *registryClient, r baseRecipe, parent *baseImage, byDigest bool, logf func(string, ...any)) (*baseImage, string, error) {
 	parentDigest := ""
 	if parent != nil {
 		parentDigest = parent.Digest
@@ -147,14 +174,18 @@ func ensureBase(ctx context.Context, l layout, reg *registryClient, r baseRecipe
 	var cached baseImage
 	if readJSON(path.Join(dir, "image.json"), &cached) == nil && cached.Key == k && layersIntact(l, &cached) {
 		cached.Ref = l.registry + "/" + r.Repo + ":" + r.Tag
-		have, err := reg.manifestDigest(ctx, r.Repo, r.Tag)
+		ref := r.Tag
+		if byDigest {
+			ref = cached.Digest
+		}
+		have, err := reg.manifestDigest(ctx, r.Repo, ref)
 		if err != nil {
 			return nil, "", failed("checking base image "+cached.Ref, l.logFile("registry"), err)
 		}
 		if have == cached.Digest {
 			return &cached, "reused", nil
 		}
-		err = pushBase(ctx, l, reg, r, &cached)
+		err = pushBase(ctx, l, reg, r, &cached, byDigest)
 		if err == nil {
 			return &cached, "pushed again from the cache", nil
 		}
@@ -164,7 +195,7 @@ func ensureBase(ctx context.Context, l layout, reg *registryClient, r baseRecipe
 	if err != nil {
 		return nil, "", err
 	}
-	if err := pushBase(ctx, l, reg, r, img); err != nil {
+	if err := pushBase(ctx, l, reg, r, img, byDigest); err != nil {
 		return nil, "", failed("pushing base image "+img.Ref, l.logFile("registry"), err)
 	}
 	if err := writeJSON(path.Join(dir, "image.json"), img); err != nil {
@@ -183,7 +214,7 @@ func layersIntact(l layout, img *baseImage) bool {
 	return img.Manifest != "" && img.Config != ""
 }
 
-func pushBase(ctx context.Context, l layout, reg *registryClient, r baseRecipe, img *baseImage) error {
+func pushBase(ctx context.Context, l layout, reg *registryClient, r baseRecipe, img *baseImage, byDigest bool) error {
 	var from []string
 	for _, o := range baseRecipes() {
 		if o.Repo != r.Repo {
@@ -198,7 +229,11 @@ func pushBase(ctx context.Context, l layout, reg *registryClient, r baseRecipe, 
 	if err := reg.pushBytes(ctx, r.Repo, digest.FromString(img.Config).String(), []byte(img.Config)); err != nil {
 		return err
 	}
-	got, err := reg.putManifest(ctx, r.Repo, r.Tag, ocispecs.MediaTypeImageManifest, []byte(img.Manifest))
+	ref := r.Tag
+	if byDigest {
+		ref = img.Digest
+	}
+	got, err := reg.putManifest(ctx, r.Repo, ref, ocispecs.MediaTypeImageManifest, []byte(img.Manifest))
 	if err != nil {
 		return err
 	}
@@ -259,7 +294,7 @@ func buildBase(l layout, r baseRecipe, parent *baseImage, k string, logf func(st
 	env := append(append([]string{}, r.Env...), "PYTHON_VERSION="+upstreamVersion(img.Python))
 	cfg := ocispecs.Image{
 		Created:  &created,
-		Platform: ocispecs.Platform{Architecture: "amd64", OS: "linux"},
+		Platform: ocispecs.Platform{Architecture: r.arch(), OS: "linux"},
 		Config:   ocispecs.ImageConfig{Env: env, Cmd: r.Cmd, Labels: r.Labels},
 		RootFS:   ocispecs.RootFS{Type: "layers"},
 	}
@@ -304,8 +339,11 @@ func buildBase(l layout, r baseRecipe, parent *baseImage, k string, logf func(st
 func mmdebstrapArgs(l layout, r baseRecipe, out string) []string {
 	comps := strings.Join(r.Components, " ")
 	debs := l.path("debs")
+	if r.Arch != "" {
+		debs = l.path("debs-" + r.Arch)
+	}
 	return []string{
-		"--mode=root", "--variant=apt", "--format=tar", "--architectures=amd64",
+		"--mode=root", "--variant=apt", "--format=tar", "--architectures=" + r.arch(),
 		"--components=" + strings.Join(r.Components, ","),
 		"--include=" + strings.Join(r.Packages, ","),
 		`--aptopt=Acquire::Languages "none"`,
@@ -639,4 +677,46 @@ func upstreamVersion(v string) string {
 		v = v[:i]
 	}
 	return v
+}
+
+// ensureBaseIndex points the tag at one OCI index of imgs (one manifest per
+// platform, pushed by digest before), unless it already does.
+func ensureBaseIndex(ctx context.Context, l layout, reg *registryClient, r baseRecipe, imgs []*baseImage) (string, string, error) {
+	idx := ocispecs.Index{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispecs.MediaTypeImageIndex,
+	}
+	for _, img := range imgs {
+		var cfg ocispecs.Image
+		if err := json.Unmarshal([]byte(img.Config), &cfg); err != nil {
+			return "", "", fmt.Errorf("base %s: its config: %w", img.Ref, err)
+		}
+		p := cfg.Platform
+		idx.Manifests = append(idx.Manifests, ocispecs.Descriptor{
+			MediaType: ocispecs.MediaTypeImageManifest,
+			Digest:    digest.Digest(img.Digest),
+			Size:      int64(len(img.Manifest)),
+			Platform:  &p,
+		})
+	}
+	b, err := json.Marshal(idx)
+	if err != nil {
+		return "", "", err
+	}
+	want := digest.FromBytes(b).String()
+	have, err := reg.manifestDigest(ctx, r.Repo, r.Tag)
+	if err != nil {
+		return "", "", failed("checking base image index "+r.Repo+":"+r.Tag, l.logFile("registry"), err)
+	}
+	if have == want {
+		return want, "reused", nil
+	}
+	got, err := reg.putManifest(ctx, r.Repo, r.Tag, ocispecs.MediaTypeImageIndex, b)
+	if err != nil {
+		return "", "", failed("pushing base image index "+r.Repo+":"+r.Tag, l.logFile("registry"), err)
+	}
+	if got != want {
+		return "", "", fmt.Errorf("registry stored the index %s:%s as %s, expected %s", r.Repo, r.Tag, got, want)
+	}
+	return want, "pushed", nil
 }

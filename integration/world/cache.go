@@ -39,7 +39,7 @@ func (l layout) pidFile(name string) string { return l.path("run", name+".pid") 
 func (l layout) socket() string             { return l.path("run", "buildkitd.sock") }
 
 func (l layout) ensure() error {
-	for _, d := range []string{"bin", "logs", "run", "buildkitd", "registry", "bases", "debs", "index"} {
+	for _, d := range []string{"bin", "logs", "run", "buildkitd", "registry", "bases", "debs", "debs-arm64", "index"} {
 		if err := os.MkdirAll(l.path(d), 0o755); err != nil {
 			return fmt.Errorf("cache directory %s: %w", l.root, err)
 		}

@@ -18,7 +18,7 @@ import (
 
 // BuildkitdPID returns the pid of the world's running buildkitd.
 func (w *World) BuildkitdPID() (int, error) {
-	bk, err := buildkitdService(w.layout)
+	bk, err := buildkitdService(w.layout, w.Emulation.Arm64)
 	if err != nil {
 		return 0, err
 	}
@@ -50,7 +50,7 @@ func (w *World) KillBuildkitd() error {
 // RestartBuildkitd starts the world's buildkitd again (as Up does when it
 // finds it dead) and waits until it answers.
 func (w *World) RestartBuildkitd(ctx context.Context) error {
-	bk, err := buildkitdService(w.layout)
+	bk, err := buildkitdService(w.layout, w.Emulation.Arm64)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	gwclient "github.com/moby/buildkit/frontend/gateway/client"
 	gwpb "github.com/moby/buildkit/frontend/gateway/pb"
 	"github.com/moby/buildkit/solver/pb"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tonistiigi/fsutil"
 )
 
@@ -38,6 +39,9 @@ func (o Output) String() string {
 type ProbeOptions struct {
 	// Log receives BuildKit's plain progress of the solve. Nil discards.
 	Log io.Writer
+	// Platform is the platform of the state and its containers; nil is
+	// linux/amd64. linux/arm64 runs under QEMU (World.Emulation).
+	Platform *ocispecs.Platform
 	// LocalDirs maps the names of llb.Local sources in the state to
 	// directories on this machine.
 	LocalDirs map[string]string
@@ -49,7 +53,11 @@ type ProbeOptions struct {
 // with no network. It returns each command's output; a command that exits
 // non-zero is reported in its Output, not as an error.
 func (w *World) Probe(ctx context.Context, st llb.State, opts ProbeOptions, cmds ...Cmd) ([]Output, error) {
-	def, err := st.Marshal(ctx, llb.Platform(platform))
+	plat := platform
+	if opts.Platform != nil {
+		plat = *opts.Platform
+	}
+	def, err := st.Marshal(ctx, llb.Platform(plat))
 	if err != nil {
 		return nil, fmt.Errorf("marshalling the probed state: %w", err)
 	}
@@ -81,7 +89,7 @@ func (w *World) Probe(ctx context.Context, st llb.State, opts ProbeOptions, cmds
 			return nil, err
 		}
 		for _, cmd := range cmds {
-			out, err := runInContainer(ctx, gw, ref, cmd)
+			out, err := runInContainer(ctx, gw, ref, plat, cmd)
 			if err != nil {
 				return nil, err
 			}
@@ -94,7 +102,7 @@ func (w *World) Probe(ctx context.Context, st llb.State, opts ProbeOptions, cmds
 
 // runInContainer runs one command as the init process of a fresh container
 // (a container ends with its first process, so each command gets its own).
-func runInContainer(ctx context.Context, gw gwclient.Client, ref gwclient.Reference, cmd Cmd) (Output, error) {
+func runInContainer(ctx context.Context, gw gwclient.Client, ref gwclient.Reference, platform ocispecs.Platform, cmd Cmd) (Output, error) {
 	ctr, err := gw.NewContainer(ctx, gwclient.NewContainerRequest{
 		Mounts:   []gwclient.Mount{{Dest: "/", MountType: pb.MountType_BIND, Ref: ref}},
 		NetMode:  pb.NetMode_NONE,

@@ -64,7 +64,10 @@ insecure-entitlements = ["network.host"]
 `, root, sock, gcText, registry)
 }
 
-func buildkitdService(l layout) (*service, error) {
+// buildkitdService is the world's buildkitd. With arm64, a daemon whose
+// workers do not list linux/arm64 (started before QEMU was registered) is
+// not healthy, so ensureService restarts it.
+func buildkitdService(l layout, arm64 bool) (*service, error) {
 	conf := l.path("buildkitd", "buildkitd.toml")
 	text := buildkitdTOML(l.path("buildkitd", "root"), l.socket(), l.registry, true)
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
@@ -90,6 +93,16 @@ func buildkitdService(l layout) (*service, error) {
 			}
 			if len(ws) == 0 {
 				return fmt.Errorf("buildkitd has no worker")
+			}
+			if arm64 {
+				for _, w := range ws {
+					for _, p := range w.Platforms {
+						if p.OS == "linux" && p.Architecture == "arm64" {
+							return nil
+						}
+					}
+				}
+				return fmt.Errorf("buildkitd's workers do not list linux/arm64: it was started before QEMU was registered")
 			}
 			return nil
 		},

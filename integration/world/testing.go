@@ -70,3 +70,12 @@ func ForTest(t testing.TB) *World {
 
 // UpTime is how long Main's Up took in this test binary.
 func UpTime() time.Duration { return shared.took }
+
+// RequireArm64 skips the test, with the reason, when this machine cannot
+// emulate linux/arm64 (World.Emulation): never a silent pass.
+func (w *World) RequireArm64(t testing.TB) {
+	t.Helper()
+	if !w.Emulation.Arm64 {
+		t.Skipf("linux/arm64 cannot be built or run here: %s", w.Emulation.Why)
+	}
+}

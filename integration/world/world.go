@@ -61,8 +61,16 @@ type World struct {
 	BuildkitdBin, BuildctlBin string
 	// Steps reports what Up did, in order.
 	Steps []Step
-	// Bases reports the two base images (reference, digest, sizes).
+	// Bases reports the base images (reference, digest, sizes): the python
+	// base, the CUDA base, and the python base for linux/arm64 when
+	// Emulation.Arm64.
 	Bases []BaseInfo
+	// Emulation says whether linux/arm64 can be built and run here.
+	Emulation Emulation
+	// PythonBaseArm64Digest is the python base's linux/arm64 manifest
+	// digest ("" without emulation); PythonBase is then an OCI index of
+	// both platforms.
+	PythonBaseArm64Digest string
 
 	layout  layout
 	lastLog atomic.Int64 // when logf last wrote, in Unix nanoseconds
@@ -220,11 +228,24 @@ func Up(ctx context.Context, opts Options) (_ *World, err error) {
 		return nil, err
 	}
 
+	// QEMU is registered before buildkitd starts: a buildkitd started
+	// before lists no linux/arm64 and is restarted (its health says so).
+	if err := w.step("emulation", func() (string, error) {
+		var outcome string
+		w.Emulation, outcome = ensureEmulation(l)
+		if !w.Emulation.Arm64 {
+			w.logf("emulation: linux/arm64 is not available, its parts and tests are skipped: %s", w.Emulation.Why)
+			outcome += ": " + w.Emulation.Why
+		}
+		return outcome, nil
+	}); err != nil {
+		return nil, err
+	}
 	reg, err := registryService(l)
 	if err != nil {
 		return nil, err
 	}
-	bk, err := buildkitdService(l)
+	bk, err := buildkitdService(l, w.Emulation.Arm64)
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +266,9 @@ func Up(ctx context.Context, opts Options) (_ *World, err error) {
 		if err := w.step("base "+r.Name, func() (string, error) {
 			var outcome string
 			var err error
-			img, outcome, err = ensureBase(ctx, l, rc, r, parent, w.logf)
+			// With arm64, the python base's tag is an index of both
+			// platforms: its amd64 image is pushed by digest.
+			img, outcome, err = ensureBase(ctx, l, rc, r, parent, w.Emulation.Arm64 && r.Parent == "", w.logf)
 			if outcome != "reused" && err == nil {
 				outcome = "built: " + outcome
 			}
@@ -258,6 +281,29 @@ func Up(ctx context.Context, opts Options) (_ *World, err error) {
 	}
 	w.PythonBase, w.PythonBaseDigest = bases[0].Ref, bases[0].Digest
 	w.CUDABase, w.CUDABaseDigest = bases[1].Ref, bases[1].Digest
+	if w.Emulation.Arm64 {
+		r := arm64Recipe()
+		var img *baseImage
+		if err := w.step("base "+r.Name, func() (string, error) {
+			var outcome string
+			var err error
+			img, outcome, err = ensureBase(ctx, l, rc, r, nil, true, w.logf)
+			if outcome != "reused" && err == nil {
+				outcome = "built: " + outcome
+			}
+			return outcome, err
+		}); err != nil {
+			return nil, err
+		}
+		w.PythonBaseArm64Digest = img.Digest
+		w.Bases = append(w.Bases, BaseInfo{Ref: img.Ref + " (linux/arm64)", Digest: img.Digest, Layers: len(img.Layers), Size: img.Size(), Packages: img.Packages, Python: img.Python})
+		if err := w.step("base python index", func() (string, error) {
+			_, outcome, err := ensureBaseIndex(ctx, l, rc, baseRecipes()[0], []*baseImage{bases[0], img})
+			return outcome, err
+		}); err != nil {
+			return nil, err
+		}
+	}
 
 	if err := w.step("uv image", func() (string, error) {
 		dir, err := findUV(root)
@@ -372,7 +418,7 @@ func Down(opts Options) error {
 	if err != nil {
 		return err
 	}
-	bk, err := buildkitdService(l)
+	bk, err := buildkitdService(l, false)
 	if err != nil {
 		return err
 	}
