@@ -82,6 +82,10 @@ type wheelSpec struct {
 	// --upgrade-package`): the same Debian files under another version.
 	// The index's checks install the locked set and leave it out.
 	Alternate bool `json:"alternate,omitempty"`
+	// Arch limits the wheel to one architecture's stage ("amd64",
+	// "arm64"); "" makes it in every stage of its flavour (the CPU wheels
+	// are made for both; the CUDA ones exist for amd64 alone).
+	Arch string `json:"arch,omitempty"`
 }
 
 // debianWheels maps each project of examples/ktrdr/uv.lock (and the build
@@ -239,6 +243,15 @@ func wheelSpecs() []wheelSpec {
 			Index: "simple", Flavour: "cuda", LibsDir: "torch/lib", VersionPy: "torch/version.py",
 			RuntimeVersion: torchVersion + "+" + cudaLabel, AddRequires: cudaRequires},
 	)
+	// On linux/arm64 PyPI's torch 2.6.0 is a CPU build under the plain
+	// version, with the same metadata (its nvidia-* requirements are for
+	// x86_64 alone): Debian's arm64 python3-torch, on the default index
+	// beside the x86_64 CUDA build. It is a second torch of the arm64
+	// stage, so the check leaves it out of the locked set (Alternate) as
+	// it does the bumped scipy.
+	out = append(out, wheelSpec{Name: "torch", Version: torchVersion, FullVersion: torchVersion, Debs: []string{"python3-torch"},
+		Index: "simple", Flavour: "cpu", LibsDir: "torch/lib", VersionPy: "torch/version.py", AddRequires: cudaRequires,
+		Alternate: true, Arch: "arm64"})
 	return out
 }
 
@@ -273,7 +286,7 @@ type indexStamp struct {
 func ensureIndex(ctx context.Context, w *World, root string) (*indexStamp, string, error) {
 	l := w.layout
 	spec := indexSpec{SDE: sourceDateEpoch(), PythonTag: "cp313", Wheels: wheelSpecs(), CUDAUnpack: []string{"libtorch-cuda-2.6", "libcupti12"}}
-	k := key(spec, repackPy, checkPy, prepareCUDAPy, w.PythonBaseDigest, w.CUDABaseDigest, indexScriptVersion)
+	k := key(spec, repackPy, checkPy, prepareCUDAPy, w.PythonBaseDigest, w.CUDABaseDigest, w.PythonBaseArm64Digest, indexScriptVersion)
 	dir := l.path("index", k)
 	current := l.path("index", "current")
 	var st indexStamp
@@ -521,7 +534,16 @@ func newPlainDisplay(log io.Writer) (func(chan *client.SolveStatus), error) {
 	return func(ch chan *client.SolveStatus) { d.UpdateFrom(context.Background(), ch) }, nil
 }
 
-var platform = ocispecs.Platform{OS: "linux", Architecture: "amd64"}
+// noByteCompile diverts Debian's py3compile to true before apt installs
+// the packages to repack: their maintainer scripts then write no .pyc files,
+// which repack.py leaves out of every wheel anyway. Under QEMU (arm64) the
+// byte-compilation of torch, scipy and the rest was most of the step.
+const noByteCompile = "for c in py3compile pypy3compile; do dpkg-divert --local --quiet --rename --add /usr/bin/$c; ln -sf /bin/true /usr/bin/$c; done; "
+
+var (
+	platform      = ocispecs.Platform{OS: "linux", Architecture: "amd64"}
+	platformArm64 = ocispecs.Platform{OS: "linux", Architecture: "arm64"}
+)
 
 // wheelhouseGraph is the LLB graph of the index:
 //
@@ -581,7 +603,7 @@ func wheelhouseGraph(ctx context.Context, w *World, spec indexSpec) (*llb.Defini
 	}
 
 	cpuInstalled := run(pyBase, "install the Debian packages to repack ("+fmt.Sprint(len(debs))+")", true, []string{"/bin/sh", "-c",
-		"set -e; apt-get update; apt-get install -y --no-install-recommends patchelf " + strings.Join(debs, " ") + "; rm -rf /var/lib/apt/lists/*"}).Root()
+		"set -e; " + noByteCompile + "apt-get update; apt-get install -y --no-install-recommends patchelf " + strings.Join(debs, " ") + "; rm -rf /var/lib/apt/lists/*"}).Root()
 	cpuWheels := run(cpuInstalled, "repack the CPU wheels", false, []string{"python3", "/repack/repack.py", "build",
 		"--spec", "/repack/spec.json", "--flavour", "cpu", "--base", "/base", "--out", "/out"},
 		llb.AddMount("/repack", repack, llb.Readonly), llb.AddMount("/base", pyBase, llb.Readonly)).AddMount("/out", llb.Scratch())
@@ -602,7 +624,23 @@ func wheelhouseGraph(ctx context.Context, w *World, spec indexSpec) (*llb.Defini
 		"--wheels", "/wheels", "--deps", "/deps", "--cuda-version", cudaVersion, "--report", "/report/checks/cuda.txt"},
 		llb.AddMount("/check", check, llb.Readonly), llb.AddMount("/wheels", cudaWheels, llb.Readonly), llb.AddMount("/deps", cpuWheels, llb.Readonly)).AddMount("/report", llb.Scratch())
 
-	all := llb.Merge([]llb.State{cpuWheels, cudaWheels, cpuCheck, cudaCheck}, llb.WithCustomName("the index"))
+	parts := []llb.State{cpuWheels, cudaWheels, cpuCheck, cudaCheck}
+	if w.PythonBaseArm64Digest != "" {
+		// linux/arm64: the same CPU wheels from Debian's arm64 packages,
+		// under QEMU (apt's maintainer scripts, ldd and patchelf must run
+		// on the target), checked in the bare arm64 base.
+		armBase := llb.Image(w.PythonBase+"@"+w.PythonBaseArm64Digest, llb.Platform(platformArm64), llb.WithCustomName("python base "+w.PythonBase+" (linux/arm64)"))
+		armInstalled := run(armBase, "[linux/arm64] install the Debian packages to repack ("+fmt.Sprint(len(debs))+"), emulated", true, []string{"/bin/sh", "-c",
+			"set -e; " + noByteCompile + "apt-get update; apt-get install -y --no-install-recommends patchelf " + strings.Join(debs, " ") + "; rm -rf /var/lib/apt/lists/*"}).Root()
+		armWheels := run(armInstalled, "[linux/arm64] repack the CPU wheels, emulated", false, []string{"python3", "/repack/repack.py", "build",
+			"--spec", "/repack/spec.json", "--flavour", "cpu", "--arch", "arm64", "--base", "/base", "--out", "/out"},
+			llb.AddMount("/repack", repack, llb.Readonly), llb.AddMount("/base", armBase, llb.Readonly)).AddMount("/out", llb.Scratch())
+		armCheck := run(armBase, "[linux/arm64] check the CPU wheels in the bare python base, no network, emulated", false, []string{"python3", "/check/check.py", "cpu",
+			"--wheels", "/wheels", "--report", "/report/checks/cpu-arm64.txt"},
+			llb.AddMount("/check", check, llb.Readonly), llb.AddMount("/wheels", armWheels, llb.Readonly)).AddMount("/report", llb.Scratch())
+		parts = append(parts, armWheels, armCheck)
+	}
+	all := llb.Merge(parts, llb.WithCustomName("the index"))
 	return all.Marshal(ctx, llb.Platform(platform))
 }
 

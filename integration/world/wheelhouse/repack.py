@@ -40,6 +40,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 
 DIST = "/usr/lib/python3/dist-packages/"
@@ -223,7 +224,17 @@ def dpkg_files(pkg):
     return [l for l in out.splitlines() if l.startswith(DIST)]
 
 
-LIBDIR = "/usr/lib/x86_64-linux-gnu/"
+# The architecture's library directory and wheel platform tag: this runs
+# natively for amd64 and under QEMU for arm64 (uname -m says aarch64 there).
+LIBDIR = "/usr/lib/%s/" % sysconfig.get_config_var("MULTIARCH")
+PLATFORM_TAG = "linux_" + os.uname().machine
+# The stage's architecture (--arch): manifests of arm64 wheels are named
+# apart, so both stages' outputs merge into one index.
+ARCH = "amd64"
+
+
+def manifest_suffix():
+    return "" if ARCH == "amd64" else "-" + ARCH
 
 
 def deb_version(pkg):
@@ -423,7 +434,7 @@ def build_wheel(wheel, versions, base, out, sde, python_tag, flavour, provided):
     os.makedirs(di)
     with open(os.path.join(di, "METADATA"), "w", encoding="utf-8") as f:
         f.write(metadata)
-    tag = "%s-%s-linux_x86_64" % (python_tag, python_tag) if platform else "py3-none-any"
+    tag = "%s-%s-%s" % (python_tag, python_tag, PLATFORM_TAG) if platform else "py3-none-any"
     with open(os.path.join(di, "WHEEL"), "w") as f:
         f.write("Wheel-Version: 1.0\nGenerator: ktrdr-images integration/world repack.py\n"
                 "Root-Is-Purelib: %s\nTag: %s\n" % ("false" if platform else "true", tag))
@@ -471,7 +482,7 @@ def build_wheel(wheel, versions, base, out, sde, python_tag, flavour, provided):
     }
     os.makedirs(os.path.join(out, "manifests"), exist_ok=True)
     alt = "-" + full_version if wheel.get("alternate") else ""
-    with open(os.path.join(out, "manifests", under(name) + alt + "-" + flavour + ".json"), "w") as f:
+    with open(os.path.join(out, "manifests", under(name) + alt + "-" + flavour + manifest_suffix() + ".json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
     log("%s: %s (%d MB, %d libraries bundled)" % (name, filename, size >> 20, len(bundled)))
     shutil.rmtree(stage)
@@ -531,7 +542,7 @@ def build_lib_wheel(wheel, base, out, sde, flavour, provided):
     os.makedirs(di)
     with open(os.path.join(di, "METADATA"), "w", encoding="utf-8") as f:
         f.write(lib_metadata(wheel))
-    tag = "py3-none-linux_x86_64"
+    tag = "py3-none-" + PLATFORM_TAG
     with open(os.path.join(di, "WHEEL"), "w") as f:
         f.write("Wheel-Version: 1.0\nGenerator: ktrdr-images integration/world repack.py\n"
                 "Root-Is-Purelib: false\nTag: %s\n" % tag)
@@ -548,7 +559,7 @@ def build_lib_wheel(wheel, base, out, sde, flavour, provided):
         "debian_versions": {d: deb_version(d) for d in wheel.get("debs") or []},
     }
     os.makedirs(os.path.join(out, "manifests"), exist_ok=True)
-    with open(os.path.join(out, "manifests", under(name) + "-" + flavour + ".json"), "w") as f:
+    with open(os.path.join(out, "manifests", under(name) + "-" + flavour + manifest_suffix() + ".json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
     log("%s: %s (%d MB, libraries: %s)" % (name, filename, size >> 20, " ".join(sorted(libs)) or "none, a stand-in"))
     shutil.rmtree(stage)
@@ -600,7 +611,9 @@ def cmd_build(args):
     spec = json.load(open(args.spec))
     versions = {norm(w["name"]): w["version"] for w in spec["wheels"]}
     provided = provided_libraries(spec, args.flavour)
-    todo = [w for w in spec["wheels"] if w["flavour"] == args.flavour]
+    global ARCH
+    ARCH = args.arch
+    todo = [w for w in spec["wheels"] if w["flavour"] == args.flavour and w.get("arch", "") in ("", ARCH)]
     for n, w in enumerate(todo, 1):
         # One line per wheel on the step's output, which the world shows
         # as it goes ("repack: 12/51 ..."), so a slow repack looks busy.
@@ -616,6 +629,7 @@ def main():
     b.add_argument("--flavour", required=True, choices=["cpu", "cuda"])
     b.add_argument("--base", required=True)
     b.add_argument("--out", required=True)
+    b.add_argument("--arch", default="amd64", choices=["amd64", "arm64"])
     args = p.parse_args()
     cmd_build(args)
 
