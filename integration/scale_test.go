@@ -22,7 +22,15 @@ import (
 // Both nodes are buildkitd on this machine (the arm64 one runs arm64 steps
 // under QEMU, its packages installed natively for arm64 by the frontend);
 // on real runners the second would be a native arm64 machine or pod.
+//
+// It starts two daemons with empty caches and builds twice, so it is a
+// documented long run, not part of make test:
+//
+//	KTRDR_SCALE_TEST=1 go test -count=1 -v -run TestBuildxTwoNodes -timeout 60m ./integration
 func TestBuildxTwoNodes(t *testing.T) {
+	if os.Getenv("KTRDR_SCALE_TEST") == "" {
+		t.Skip("a long run (two fresh buildkitd, two builds of backend-prod for two platforms): KTRDR_SCALE_TEST=1 go test -run TestBuildxTwoNodes ./integration")
+	}
 	w := world.ForTest(t)
 	w.RequireArm64(t)
 	fe := frontendImage(t, w)
