@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
-	"strconv"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
