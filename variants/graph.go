@@ -120,7 +120,7 @@ func Graphs(ctx context.Context, in Inputs, o Options, names []string) ([]Image,
 	}
 	plat, _ := pep508.ParsePlatform(o.Platform) // checked by Validate
 	b := ourllb.Build{Platform: plat, CacheNS: o.CacheNS, Epoch: o.SourceDateEpoch, Network: o.Network}
-	buildPlat := platforms.Normalize(platforms.MustParse(DefaultPlatform))
+	buildPlat := ocispecs.Platform{OS: "linux", Architecture: "amd64"} // DefaultPlatform
 	if in.BuildPlatform != nil {
 		buildPlat = platforms.Normalize(*in.BuildPlatform)
 	}
