@@ -65,7 +65,6 @@ func (r *Registry) Manifest(ctx context.Context, p ocispecs.Platform) (ocispecs.
 	if err != nil {
 		return ocispecs.Manifest{}, "", fmt.Errorf("fetching %s: %w", r.Ref, err)
 	}
-	top := desc.Digest
 	if isIndex(desc.MediaType, dt) {
 		var idx ocispecs.Index
 		if err := json.Unmarshal(dt, &idx); err != nil {
@@ -82,7 +81,9 @@ func (r *Registry) Manifest(ctx context.Context, p ocispecs.Platform) (ocispecs.
 	if err := json.Unmarshal(dt, &m); err != nil {
 		return ocispecs.Manifest{}, "", fmt.Errorf("%s: manifest: %w", r.Ref, err)
 	}
-	return m, top, nil
+	// The platform's manifest digest, not the index's: a multi-platform
+	// report row names the index separately.
+	return m, desc.Digest, nil
 }
 
 // Blob implements Source.
