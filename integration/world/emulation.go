@@ -69,7 +69,8 @@ func arm64Registered() (bool, string) {
 func ensureEmulation(l layout) (Emulation, string) {
 	_, errArchTest := exec.LookPath("arch-test")
 	if ok, _ := arm64Registered(); ok && errArchTest == nil {
-		return Emulation{Arm64: true}, "registered"
+		// Nothing to do: "reused", as every step a second Up finds done.
+		return Emulation{Arm64: true}, "reused"
 	}
 	aptLog := l.logFile("apt")
 	if _, err := os.Stat(binfmtDir + "/register"); err != nil {
