@@ -38,6 +38,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import sysconfig
@@ -217,6 +218,43 @@ def patchelf(*args):
     run("patchelf", *args)
 
 
+# Sections patchelf may move when it grows the dynamic-linking data (the
+# loader finds them through the program headers and .dynamic, which it
+# rewrites). Any other allocated section that moves breaks the library:
+# its code still addresses the old place.
+MOVABLE = re.compile(r"^(\.interp|\.dynamic|\.dynstr|\.dynsym|\.hash|\.gnu\.hash|\.gnu\.version(_r|_d)?|\.note(\..*)?)$")
+
+
+def alloc_sections(path):
+    """The allocated sections of an ELF64 little-endian file: {name: address}."""
+    with open(path, "rb") as f:
+        ident = f.read(64)
+        if len(ident) < 64 or ident[:4] != b"\x7fELF" or ident[4] != 2 or ident[5] != 1:
+            return None  # not ELF64 LE: nothing to compare
+        shoff, = struct.unpack_from("<Q", ident, 0x28)
+        shentsize, shnum, shstrndx = struct.unpack_from("<HHH", ident, 0x3A)
+        f.seek(shoff)
+        raw = f.read(shentsize * shnum)
+        hdrs = [struct.unpack_from("<IIQQQQ", raw, i * shentsize) for i in range(shnum)]
+        if shstrndx >= len(hdrs):
+            return None
+        f.seek(hdrs[shstrndx][4])
+        names = f.read(hdrs[shstrndx][5])
+    out = {}
+    for name_off, _type, flags, addr, _off, _size in hdrs:
+        if flags & 2:  # SHF_ALLOC
+            out[names[name_off:names.index(b"\0", name_off)].decode("latin-1")] = addr
+    return out
+
+
+def moved_sections(before, after):
+    """The allocated sections, other than the dynamic-linking ones, that are
+    gone or at another address after patchelf."""
+    if before is None or after is None:
+        return []
+    return sorted(n for n, a in before.items() if not MOVABLE.match(n) and after.get(n) != a)
+
+
 # ---------------------------------------------------------------- build
 
 def dpkg_files(pkg):
@@ -390,6 +428,39 @@ def build_wheel(wheel, versions, base, out, sde, python_tag, flavour, provided):
     origin = dict(files)
     bundled = []
     missing_ok = ALLOWED_MISSING.get(flavour)
+    # What each ELF file needs changed: the NEEDED names to replace, its
+    # soname, its rpaths ($ORIGIN-relative).
+    edits = {}
+    unpatched = {}  # rel -> the sections patchelf would have moved
+    orig_dir = "/tmp/orig/" + under(name)
+    shutil.rmtree(orig_dir, ignore_errors=True)
+
+    def apply(rel, force_rpath=False, extra=()):
+        """Apply rel's edits; undo them and return the sections patchelf
+        moved if it moved any besides the dynamic-linking ones."""
+        replace, soname, rpaths = edits[rel]
+        rpaths = set(rpaths) | set(extra)
+        if not (replace or soname or rpaths):
+            return []
+        path = os.path.join(stage, rel)
+        saved = os.path.join(orig_dir, rel)
+        if not os.path.exists(saved):
+            os.makedirs(os.path.dirname(saved), exist_ok=True)
+            shutil.copyfile(path, saved)
+        else:
+            shutil.copyfile(saved, path)
+        before = alloc_sections(path)
+        for n, new in replace:
+            patchelf("--replace-needed", n, new, path)
+        if soname:
+            patchelf("--set-soname", soname, path)
+        if rpaths:
+            patchelf(*(["--force-rpath"] if force_rpath else []), "--set-rpath", ":".join(sorted(rpaths)), path)
+        moved = moved_sections(before, alloc_sections(path))
+        if moved:
+            shutil.copyfile(saved, path)
+        return moved
+
     i = 0
     while i < len(queue):
         rel = queue[i]
@@ -398,6 +469,7 @@ def build_wheel(wheel, versions, base, out, sde, python_tag, flavour, provided):
         needed = run("patchelf", "--print-needed", path).split()
         resolved = ldd(origin[rel])
         rpaths = set()
+        replace = []
         for n in needed:
             how, where = place_needed(name, rel, n, resolved, provided, base, missing_ok)
             if how == "rpath":
@@ -417,15 +489,53 @@ def build_wheel(wheel, versions, base, out, sde, python_tag, flavour, provided):
                 queue.append(target)
                 bundled.append(n)
             if os.path.basename(target) != n:
-                patchelf("--replace-needed", n, os.path.basename(target), path)
+                replace.append((n, os.path.basename(target)))
             d = os.path.relpath(os.path.dirname(target) or ".", os.path.dirname(rel) or ".")
             rpaths.add("$ORIGIN" if d == "." else "$ORIGIN/" + d)
         soname = run("patchelf", "--print-soname", path, check=False).strip()
-        if soname and soname != os.path.basename(rel) and rel in files and files[rel] != DIST + rel:
-            # A copy of a symlinked library: its name in the wheel is its name.
-            patchelf("--set-soname", os.path.basename(rel), path)
-        if rpaths:
-            patchelf("--set-rpath", ":".join(sorted(rpaths)), path)
+        # A copy of a symlinked library: its name in the wheel is its name.
+        new_soname = os.path.basename(rel) if soname and soname != os.path.basename(rel) and rel in files and files[rel] != DIST + rel else ""
+        edits[rel] = (replace, new_soname, rpaths)
+        moved = apply(rel)
+        if moved:
+            unpatched[rel] = moved
+    if unpatched:
+        # Measured on Debian's aarch64 libraries (libprotobuf, and torch's
+        # own, which embed protobuf descriptors): to add an rpath, patchelf
+        # grows the program headers and moves the sections right after them
+        # (protodesc_cold) that the code addresses directly; the library
+        # then fails at load ("Invalid file descriptor data passed to
+        # EncodedDescriptorDatabase::Add()"). Those libraries stay as Debian
+        # built them, with no rpath, and find their dependencies through the
+        # loader's DT_RPATH search, which, unlike RUNPATH, is inherited
+        # along the chain of objects that loaded them: every other ELF file
+        # of the wheel gets a DT_RPATH naming its own directories and theirs.
+        log("%s: left unpatched (patchelf would move %s); the rest of the wheel gets DT_RPATH"
+            % (name, "; ".join("%s: %s" % (r, ", ".join(m)) for r, m in sorted(unpatched.items()))))
+        while True:
+            for rel in unpatched:
+                if edits[rel][0]:
+                    fail("%s: %s needs %s renamed, but patchelf would move %s of it"
+                         % (name, rel, edits[rel][0], ", ".join(unpatched[rel])))
+            dirs = set()
+            for rel in unpatched:
+                for r in edits[rel][2]:
+                    dirs.add(os.path.normpath(os.path.join(os.path.dirname(rel), r.replace("$ORIGIN", "."))))
+            more = {}
+            for rel in queue:
+                if rel in unpatched:
+                    continue
+                extra = set()
+                for d in dirs:
+                    rd = os.path.relpath(d, os.path.dirname(rel) or ".")
+                    extra.add("$ORIGIN" if rd == "." else "$ORIGIN/" + rd)
+                moved = apply(rel, force_rpath=True, extra=extra)
+                if moved:
+                    more[rel] = moved
+            if not more:
+                break
+            unpatched.update(more)
+    shutil.rmtree(orig_dir, ignore_errors=True)
     platform = bool(queue)
 
     # dist-info
@@ -480,6 +590,8 @@ def build_wheel(wheel, versions, base, out, sde, python_tag, flavour, provided):
         "debs": wheel["debs"], "debian_metadata_version": debian_version, "bundled": sorted(bundled),
         "dropped_symlinks": sorted(dropped), "size": size, "alternate": bool(wheel.get("alternate")),
     }
+    if unpatched:
+        manifest["unpatched"] = sorted(unpatched)
     os.makedirs(os.path.join(out, "manifests"), exist_ok=True)
     alt = "-" + full_version if wheel.get("alternate") else ""
     with open(os.path.join(out, "manifests", under(name) + alt + "-" + flavour + manifest_suffix() + ".json"), "w") as f:
