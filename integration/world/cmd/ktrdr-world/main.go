@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 
@@ -44,10 +45,12 @@ const usage = `usage: ktrdr-world [--cache DIR] [--registry HOST:PORT] [--index 
           print what it is and how to point buildctl and pip at it
   env     like up, but print only shell exports (eval "$(ktrdr-world env)")
   down    stop buildkitd, the registry and the index server
-  lock DIR
+  lock DIR [UV-LOCK-ARGS...]
           bring the world up, run uv lock on DIR's pyproject.toml against the
           world's index (in a build step: uv needs glibc 2.39+) and write
-          DIR/uv.lock
+          DIR/uv.lock; uv keeps the hashes it locked for a version the index
+          still serves: after a repack changed a wheel, pass
+          --refresh-package NAME --upgrade-package NAME
 `
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -83,9 +86,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	case "down":
 		return world.Down(opts)
 	case "lock":
-		if fs.NArg() != 2 {
+		if fs.NArg() < 2 {
 			fs.Usage()
-			return fmt.Errorf("lock: expected one project directory")
+			return fmt.Errorf("lock: expected a project directory")
 		}
 		dir := fs.Arg(1)
 		if _, err := os.Stat(filepath.Join(dir, "pyproject.toml")); err != nil {
@@ -95,8 +98,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "lock: %s in %s\n", w.LockCommand(), dir)
-		b, err := w.Lock(ctx, dir, nil)
+		fmt.Fprintf(stderr, "lock: %s in %s\n", strings.Join(append([]string{w.LockCommand()}, fs.Args()[2:]...), " "), dir)
+		b, err := w.Lock(ctx, dir, nil, fs.Args()[2:]...)
 		if err != nil {
 			return err
 		}
