@@ -7,10 +7,10 @@
       import every top-level module, and check torch is the CPU build.
 
   check.py unpack --wheels DIR --platform TAG --target DIR --report FILE
-      install the CPU wheels (as `cpu` does) for another platform into DIR,
-      natively: pip unpacks wheels the same on any machine, and under QEMU
+      install the CPU wheels (as `cpu` does) for another platform into DIR
+      and byte-compile them, natively: pip unpacks wheels the same on any
+      machine and bytecode is the same on every machine, while under QEMU
       unpacking torch took most of the arm64 check (13.8 minutes here).
-      and byte-compiles them (bytecode is the same on every machine).
       `cpu --site DIR` then checks them on the target, emulated: only the
       venv, `pip check` and the imports run there.
 
