@@ -29,7 +29,7 @@ func BenchmarkPlatforms(b *testing.B) {
 		b.Skip(world.SkipMessage)
 	}
 	ctx := context.Background()
-	w, err := world.Up(ctx, world.Options{Log: os.Stderr})
+	w, err := world.Up(ctx, world.Options{Log: os.Stderr, Arm64: true})
 	if err != nil {
 		b.Fatalf("the offline world: %v", err)
 	}

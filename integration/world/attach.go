@@ -32,6 +32,7 @@ func Attach(ctx context.Context, opts Options) (*World, error) {
 		CPUIndexURL: "http://" + l.index + "/whl/cpu",
 		UVImage:     l.registry + "/" + uvRepo,
 		UVVersion:   UVVersion,
+		attached:    true,
 	}
 	notUp := func(part string, err error) error {
 		return fmt.Errorf("the offline world in %s is not up (%s: %v): bring it up with make world", dir, part, err)

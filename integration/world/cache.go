@@ -38,8 +38,24 @@ func (l layout) logFile(name string) string { return l.path("logs", name+".log")
 func (l layout) pidFile(name string) string { return l.path("run", name+".pid") }
 func (l layout) socket() string             { return l.path("run", "buildkitd.sock") }
 
+// arm64Stamp is written once the linux/arm64 half is up; from then on
+// every Up of this cache keeps it up.
+func (l layout) arm64Stamp() string { return l.path("arm64.made") }
+
+// arm64Made reports whether an earlier Up of this cache made the
+// linux/arm64 half (its stamp, or the arm64 python base of a cache made
+// before the stamp existed).
+func (l layout) arm64Made() bool {
+	for _, p := range []string{l.arm64Stamp(), l.path("bases", "python-arm64", "image.json")} {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 func (l layout) ensure() error {
-	for _, d := range []string{"bin", "logs", "run", "buildkitd", "registry", "bases", "debs", "debs-arm64", "index"} {
+	for _, d := range []string{"bin", "logs", "run", "buildkitd", "registry", "bases", "debs", "debs-arm64", "index", "index-arm64"} {
 		if err := os.MkdirAll(l.path(d), 0o755); err != nil {
 			return fmt.Errorf("cache directory %s: %w", l.root, err)
 		}

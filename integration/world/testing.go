@@ -71,11 +71,30 @@ func ForTest(t testing.TB) *World {
 // UpTime is how long Main's Up took in this test binary.
 func UpTime() time.Duration { return shared.took }
 
-// RequireArm64 skips the test, with the reason, when this machine cannot
-// emulate linux/arm64 (World.Emulation): never a silent pass.
+// RequireArmEnv makes RequireArm64 fail a test instead of skipping it
+// when linux/arm64 cannot be had here: make test sets it, so that a
+// machine without emulation does not pass the platform tests silently.
+const RequireArmEnv = "KTRDR_TEST_REQUIRE_ARM64"
+
+// RequireArm64 brings up the world's linux/arm64 half if it is not up yet
+// (World.EnsureArm64: emulation, the arm64 python base, the aarch64 wheels;
+// cached like the rest), and skips the test, with the reason, when this
+// machine cannot emulate linux/arm64; with $KTRDR_TEST_REQUIRE_ARM64=1 it
+// fails the test instead.
 func (w *World) RequireArm64(t testing.TB) {
 	t.Helper()
 	if !w.Emulation.Arm64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+		err := w.EnsureArm64(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("bringing up the world's linux/arm64 half: %v", err)
+		}
+	}
+	if !w.Emulation.Arm64 {
+		if os.Getenv(RequireArmEnv) == "1" {
+			t.Fatalf("linux/arm64 cannot be built or run here, and $%s=1: %s", RequireArmEnv, w.Emulation.Why)
+		}
 		t.Skipf("linux/arm64 cannot be built or run here: %s", w.Emulation.Why)
 	}
 }

@@ -280,34 +280,85 @@ type indexStamp struct {
 	Wheels []Wheel `json:"wheels"`
 }
 
-// ensureIndex makes the wheelhouse (a BuildKit graph from the two base
-// images) and the PEP 503 pages, unless the cached ones match the inputs
-// and are intact.
+// ensureIndex makes the wheelhouse (BuildKit graphs from the base images)
+// and the PEP 503 pages, unless the cached ones match the inputs and are
+// intact. The linux/amd64 wheels are one part (index/KEY); with
+// emulation the aarch64 wheels are a second part (index-arm64/KEY), made
+// only when linux/arm64 is asked for, and the served directory is then
+// both parts linked into one (index/KEY-ARMKEY) with pages for all.
+// index/current names the served directory.
 func ensureIndex(ctx context.Context, w *World, root string) (*indexStamp, string, error) {
 	l := w.layout
 	spec := indexSpec{SDE: sourceDateEpoch(), PythonTag: "cp313", Wheels: wheelSpecs(), CUDAUnpack: []string{"libtorch-cuda-2.6", "libcupti12"}}
-	k := key(spec, repackPy, checkPy, prepareCUDAPy, w.PythonBaseDigest, w.CUDABaseDigest, w.PythonBaseArm64Digest, indexScriptVersion)
-	dir := l.path("index", k)
-	current := l.path("index", "current")
-	var st indexStamp
-	if readJSON(filepath.Join(dir, "index.json"), &st) == nil && st.Key == k && wheelsIntact(dir, st.Wheels) {
-		if target, _ := os.Readlink(current); target != k {
-			if err := relink(current, k); err != nil {
-				return nil, "", err
-			}
-		}
-		return &st, "reused", nil
+	k := key(spec, repackPy, checkPy, prepareCUDAPy, w.PythonBaseDigest, w.CUDABaseDigest, "", indexScriptVersion)
+	amd, outcome, err := ensureIndexPart(ctx, w, spec, "index", l.path("index", k), k, false)
+	if err != nil {
+		return nil, "", err
 	}
-	logPath := l.logFile("index")
+	served, keep := amd, []string{k}
+	if w.PythonBaseArm64Digest != "" {
+		ka := key(spec, repackPy, checkPy, w.PythonBaseDigest, w.PythonBaseArm64Digest, indexScriptVersion)
+		arm, armOutcome, err := ensureIndexPart(ctx, w, spec, "index-arm64", l.path("index-arm64", ka), ka, true)
+		if err != nil {
+			return nil, "", err
+		}
+		if armOutcome != "reused" {
+			outcome = "built"
+		}
+		both := k + "-" + ka[:16]
+		served, err = ensureIndexUnion(l.path("index", both), both, amd, arm)
+		if err != nil {
+			return nil, "", failed("linking the amd64 and arm64 wheels into one index", l.logFile("index"), err)
+		}
+		keep = append(keep, both)
+		removeOthers(l.path("index-arm64"), ka)
+	}
+	if target, _ := os.Readlink(l.path("index", "current")); target != filepath.Base(served.dir) {
+		if err := relink(l.path("index", "current"), filepath.Base(served.dir)); err != nil {
+			return nil, "", err
+		}
+	}
+	// Older wheelhouses are of no use any more.
+	removeOthers(l.path("index"), keep...)
+	return &served.indexStamp, outcome, nil
+}
+
+// indexPart is a wheelhouse directory and its stamp.
+type indexPart struct {
+	indexStamp
+	dir string
+}
+
+// ensureIndexPart makes one part of the index in dir (wheels, check
+// reports, pages), reusing it when its stamp has key k and its wheels are
+// intact.
+func ensureIndexPart(ctx context.Context, w *World, spec indexSpec, name, dir, k string, arm64 bool) (*indexPart, string, error) {
+	l := w.layout
+	var st indexStamp
+	if readJSON(filepath.Join(dir, "index.json"), &st) == nil && st.Key == k && wheelsIntact(dir, st.Wheels, !arm64) {
+		return &indexPart{st, dir}, "reused", nil
+	}
+	logPath := l.logFile(name)
 	os.Remove(logPath)
 	tmp := dir + ".tmp"
 	os.RemoveAll(tmp)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, "", err
+	}
 	start := time.Now()
-	w.logf("index: building the wheelhouse on buildkitd (log %s)", logPath)
-	if err := solveWheelhouse(ctx, w, spec, k, tmp, logPath); err != nil {
+	what := "the wheelhouse"
+	if arm64 {
+		what = "the aarch64 wheels"
+	}
+	w.logf("index: building %s on buildkitd (log %s)", what, logPath)
+	def, err := wheelhouseGraph(ctx, w, spec, arm64)
+	if err == nil {
+		err = solveWheelhouse(ctx, w, def, k, tmp, logPath, l.path(name+"-buildcache"))
+	}
+	if err != nil {
 		return nil, "", failed("building the package index (Debian packages repacked as wheels on buildkitd)", logPath, err)
 	}
-	w.logf("index: wheelhouse built in %s", time.Since(start).Round(time.Second))
+	w.logf("index: %s built in %s", what, time.Since(start).Round(time.Second))
 	wheels, err := writePages(tmp)
 	if err != nil {
 		return nil, "", failed("writing the index pages", logPath, err)
@@ -316,26 +367,75 @@ func ensureIndex(ctx context.Context, w *World, root string) (*indexStamp, strin
 	if err := writeJSON(filepath.Join(tmp, "index.json"), st); err != nil {
 		return nil, "", err
 	}
-	// Swap in place: the old directory (a broken one being repaired) is
-	// moved aside first, so the served index is never missing for long.
+	if err := swapDir(tmp, dir); err != nil {
+		return nil, "", err
+	}
+	return &indexPart{st, dir}, "built", nil
+}
+
+// ensureIndexUnion links the wheels and check reports of parts into dir
+// (hard links: no copy) and writes the pages for all of them.
+func ensureIndexUnion(dir, k string, parts ...*indexPart) (*indexPart, error) {
+	var st indexStamp
+	if readJSON(filepath.Join(dir, "index.json"), &st) == nil && st.Key == k && wheelsIntact(dir, st.Wheels, true) {
+		return &indexPart{st, dir}, nil
+	}
+	tmp := dir + ".tmp"
+	os.RemoveAll(tmp)
+	for _, p := range parts {
+		err := filepath.Walk(p.dir, func(src string, info os.FileInfo, err error) error {
+			if err != nil || info.IsDir() {
+				return err
+			}
+			rel, _ := filepath.Rel(p.dir, src)
+			if !strings.HasSuffix(rel, ".whl") && !strings.HasPrefix(rel, "checks/") {
+				return nil // pages and the stamp are written for the union
+			}
+			dst := filepath.Join(tmp, rel)
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			return os.Link(src, dst)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	wheels, err := writePages(tmp)
+	if err != nil {
+		return nil, err
+	}
+	st = indexStamp{Key: k, Wheels: wheels}
+	if err := writeJSON(filepath.Join(tmp, "index.json"), st); err != nil {
+		return nil, err
+	}
+	if err := swapDir(tmp, dir); err != nil {
+		return nil, err
+	}
+	return &indexPart{st, dir}, nil
+}
+
+// swapDir moves tmp to dir. The old directory (a broken one being
+// repaired) is moved aside first, so a served index is never missing for
+// long.
+func swapDir(tmp, dir string) error {
 	old := dir + ".old"
 	os.RemoveAll(old)
 	os.Rename(dir, old)
 	if err := os.Rename(tmp, dir); err != nil {
-		return nil, "", err
+		return err
 	}
-	os.RemoveAll(old)
-	if err := relink(current, k); err != nil {
-		return nil, "", err
-	}
-	// Older wheelhouses are of no use any more.
-	entries, _ := os.ReadDir(l.path("index"))
+	return os.RemoveAll(old)
+}
+
+// removeOthers removes every directory under parent but keep.
+func removeOthers(parent string, keep ...string) {
+	entries, _ := os.ReadDir(parent)
 	for _, e := range entries {
-		if e.IsDir() && e.Name() != k {
-			os.RemoveAll(l.path("index", e.Name()))
+		if e.IsDir() && !slices.Contains(keep, e.Name()) {
+			os.RemoveAll(filepath.Join(parent, e.Name()))
 		}
 	}
-	return &st, "built", nil
 }
 
 func relink(link, target string) error {
@@ -347,7 +447,9 @@ func relink(link, target string) error {
 	return os.Rename(tmp, link)
 }
 
-func wheelsIntact(dir string, wheels []Wheel) bool {
+// wheelsIntact reports whether every wheel of the stamp is in dir with its
+// size, and (pages) the index's main pages are there.
+func wheelsIntact(dir string, wheels []Wheel, pages bool) bool {
 	if len(wheels) == 0 {
 		return false
 	}
@@ -356,6 +458,9 @@ func wheelsIntact(dir string, wheels []Wheel) bool {
 		if err != nil || st.Size() != wh.Size {
 			return false
 		}
+	}
+	if !pages {
+		return true
 	}
 	for _, page := range []string{"simple/index.html", "simple/torch/index.html", "simple/torch/" + SimpleJSONFile, "whl/cpu/torch/index.html"} {
 		if _, err := os.Stat(filepath.Join(dir, page)); err != nil {
@@ -367,11 +472,7 @@ func wheelsIntact(dir string, wheels []Wheel) bool {
 
 // solveWheelhouse builds and checks the wheels on buildkitd and exports
 // them to out.
-func solveWheelhouse(ctx context.Context, w *World, spec indexSpec, k, out, logPath string) error {
-	def, err := wheelhouseGraph(ctx, w, spec)
-	if err != nil {
-		return err
-	}
+func solveWheelhouse(ctx context.Context, w *World, def *llb.Definition, k, out, logPath, cacheDir string) error {
 	c, err := w.Client(ctx)
 	if err != nil {
 		return err
@@ -386,7 +487,6 @@ func solveWheelhouse(ctx context.Context, w *World, spec indexSpec, k, out, logP
 	// so that rebuilding the index (a repair) does not depend on buildkitd's
 	// own cache, which GC or a prune may have emptied. It is imported when
 	// it was made for the same inputs, exported anew otherwise.
-	cacheDir := w.layout.path("index-buildcache")
 	keyFile := filepath.Join(cacheDir, "ktrdr-world.key")
 	opt := client.SolveOpt{Exports: []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: out}}}
 	if b, err := os.ReadFile(keyFile); err == nil && string(b) == k {
@@ -551,7 +651,9 @@ var (
 //	python base (bare, no network) ◄── check.py cpu ◄────────────────────────────────┤
 //	CUDA base ─► prepare-cuda ─► repack.py (cuda: nvidia-*, torch) ─► /out ─────────┤─► merge ─► export
 //	python base (bare, no network) ◄── check.py cuda ◄───────────────────────────────┘
-func wheelhouseGraph(ctx context.Context, w *World, spec indexSpec) (*llb.Definition, error) {
+//
+// With arm64 it is the graph of the aarch64 part alone (see below).
+func wheelhouseGraph(ctx context.Context, w *World, spec indexSpec, arm64 bool) (*llb.Definition, error) {
 	specJSON, err := json.MarshalIndent(spec, "", " ")
 	if err != nil {
 		return nil, err
@@ -602,6 +704,32 @@ func wheelhouseGraph(ctx context.Context, w *World, spec indexSpec) (*llb.Defini
 		return st.Run(append(o, opts...)...)
 	}
 
+	if arm64 {
+		if w.PythonBaseArm64Digest == "" {
+			return nil, fmt.Errorf("the aarch64 wheels need the python base for linux/arm64")
+		}
+		// linux/arm64: the same CPU wheels from Debian's arm64 packages,
+		// under QEMU (apt's maintainer scripts, ldd and patchelf must run
+		// on the target), checked in the bare arm64 base.
+		armBase := llb.Image(w.PythonBase+"@"+w.PythonBaseArm64Digest, llb.Platform(platformArm64), llb.WithCustomName("python base "+w.PythonBase+" (linux/arm64)"))
+		armInstalled := run(armBase, "[linux/arm64] install the Debian packages to repack ("+fmt.Sprint(len(debs))+"), emulated", true, []string{"/bin/sh", "-c",
+			"set -e; " + noByteCompile + "apt-get update; apt-get install -y --no-install-recommends patchelf " + strings.Join(debs, " ") + "; rm -rf /var/lib/apt/lists/*"}).Root()
+		armWheels := run(armInstalled, "[linux/arm64] repack the CPU wheels, emulated", false, []string{"python3", "/repack/repack.py", "build",
+			"--spec", "/repack/spec.json", "--flavour", "cpu", "--arch", "arm64", "--base", "/base", "--out", "/out"},
+			llb.AddMount("/repack", repack, llb.Readonly), llb.AddMount("/base", armBase, llb.Readonly)).AddMount("/out", llb.Scratch())
+		// The check unpacks them natively (pip --platform --target, as our
+		// builds install for arm64) and emulates only the venv, pip check
+		// and the imports: unpacking torch under QEMU took 13.8 minutes.
+		armSite := run(pyBase, "[linux/arm64] unpack the CPU wheels for aarch64, natively", false, []string{"python3", "/check/check.py", "unpack",
+			"--wheels", "/wheels", "--platform", "linux_aarch64", "--target", "/site", "--report", "/tmp/unpack.txt"},
+			llb.AddMount("/check", check, llb.Readonly), llb.AddMount("/wheels", armWheels, llb.Readonly)).AddMount("/site", llb.Scratch())
+		armCheck := run(armBase, "[linux/arm64] check the CPU wheels in the bare python base, no network, emulated", false, []string{"python3", "/check/check.py", "cpu",
+			"--wheels", "/wheels", "--site", "/site", "--report", "/report/checks/cpu-arm64.txt"},
+			llb.AddMount("/check", check, llb.Readonly), llb.AddMount("/wheels", armWheels, llb.Readonly),
+			llb.AddMount("/site", armSite, llb.Readonly)).AddMount("/report", llb.Scratch())
+		return llb.Merge([]llb.State{armWheels, armCheck}, llb.WithCustomName("the aarch64 wheels")).Marshal(ctx, llb.Platform(platform))
+	}
+
 	cpuInstalled := run(pyBase, "install the Debian packages to repack ("+fmt.Sprint(len(debs))+")", true, []string{"/bin/sh", "-c",
 		"set -e; " + noByteCompile + "apt-get update; apt-get install -y --no-install-recommends patchelf " + strings.Join(debs, " ") + "; rm -rf /var/lib/apt/lists/*"}).Root()
 	cpuWheels := run(cpuInstalled, "repack the CPU wheels", false, []string{"python3", "/repack/repack.py", "build",
@@ -625,28 +753,6 @@ func wheelhouseGraph(ctx context.Context, w *World, spec indexSpec) (*llb.Defini
 		llb.AddMount("/check", check, llb.Readonly), llb.AddMount("/wheels", cudaWheels, llb.Readonly), llb.AddMount("/deps", cpuWheels, llb.Readonly)).AddMount("/report", llb.Scratch())
 
 	parts := []llb.State{cpuWheels, cudaWheels, cpuCheck, cudaCheck}
-	if w.PythonBaseArm64Digest != "" {
-		// linux/arm64: the same CPU wheels from Debian's arm64 packages,
-		// under QEMU (apt's maintainer scripts, ldd and patchelf must run
-		// on the target), checked in the bare arm64 base.
-		armBase := llb.Image(w.PythonBase+"@"+w.PythonBaseArm64Digest, llb.Platform(platformArm64), llb.WithCustomName("python base "+w.PythonBase+" (linux/arm64)"))
-		armInstalled := run(armBase, "[linux/arm64] install the Debian packages to repack ("+fmt.Sprint(len(debs))+"), emulated", true, []string{"/bin/sh", "-c",
-			"set -e; " + noByteCompile + "apt-get update; apt-get install -y --no-install-recommends patchelf " + strings.Join(debs, " ") + "; rm -rf /var/lib/apt/lists/*"}).Root()
-		armWheels := run(armInstalled, "[linux/arm64] repack the CPU wheels, emulated", false, []string{"python3", "/repack/repack.py", "build",
-			"--spec", "/repack/spec.json", "--flavour", "cpu", "--arch", "arm64", "--base", "/base", "--out", "/out"},
-			llb.AddMount("/repack", repack, llb.Readonly), llb.AddMount("/base", armBase, llb.Readonly)).AddMount("/out", llb.Scratch())
-		// The check unpacks them natively (pip --platform --target, as our
-		// builds install for arm64) and emulates only the venv, pip check
-		// and the imports: unpacking torch under QEMU took 13.8 minutes.
-		armSite := run(pyBase, "[linux/arm64] unpack the CPU wheels for aarch64, natively", false, []string{"python3", "/check/check.py", "unpack",
-			"--wheels", "/wheels", "--platform", "linux_aarch64", "--target", "/site", "--report", "/tmp/unpack.txt"},
-			llb.AddMount("/check", check, llb.Readonly), llb.AddMount("/wheels", armWheels, llb.Readonly)).AddMount("/site", llb.Scratch())
-		armCheck := run(armBase, "[linux/arm64] check the CPU wheels in the bare python base, no network, emulated", false, []string{"python3", "/check/check.py", "cpu",
-			"--wheels", "/wheels", "--site", "/site", "--report", "/report/checks/cpu-arm64.txt"},
-			llb.AddMount("/check", check, llb.Readonly), llb.AddMount("/wheels", armWheels, llb.Readonly),
-			llb.AddMount("/site", armSite, llb.Readonly)).AddMount("/report", llb.Scratch())
-		parts = append(parts, armWheels, armCheck)
-	}
 	all := llb.Merge(parts, llb.WithCustomName("the index"))
 	return all.Marshal(ctx, llb.Platform(platform))
 }

@@ -27,6 +27,12 @@ type Options struct {
 	// (default RegistryAddr, IndexAddr), for a second, private world on the
 	// same machine (with its own CacheDir); image names follow.
 	RegistryAddr, IndexAddr string
+	// Arm64 asks for the linux/arm64 half: QEMU user emulation, the
+	// python base for linux/arm64 and the index's aarch64 wheels. Without
+	// it Up builds nothing for arm64, unless an earlier Up of this cache
+	// made that half (then it is kept up, cached like the rest);
+	// World.EnsureArm64 adds it later in the same process.
+	Arm64 bool
 }
 
 // World is the running offline world.
@@ -77,6 +83,8 @@ type World struct {
 	started []*running
 	users   *os.File
 	logw    io.Writer
+	// attached: from Attach, which never builds or starts anything.
+	attached bool
 }
 
 // Step is one step of Up and what it did.
@@ -212,6 +220,23 @@ func Up(ctx context.Context, opts Options) (_ *World, err error) {
 	}()
 	total := time.Now()
 	w.logf("cache directory %s", dir)
+	if err := w.bringUp(ctx, opts.Arm64 || l.arm64Made()); err != nil {
+		return nil, err
+	}
+	users, err := flock(l.path("users.lock"), syscall.LOCK_SH, false)
+	if err != nil {
+		return nil, fmt.Errorf("locking %s: %w", l.path("users.lock"), err)
+	}
+	w.users = users
+	w.logf("up in %s", time.Since(total).Round(10*time.Millisecond))
+	return w, nil
+}
+
+// bringUp makes or reuses every part of the world, in order; with arm64
+// the linux/arm64 half too. Up holds up.lock around it.
+func (w *World) bringUp(ctx context.Context, arm64 bool) error {
+	l := w.layout
+	w.Steps, w.Bases, w.PythonBaseArm64Digest = nil, nil, ""
 
 	var root string
 	if err := w.step("tools", func() (string, error) {
@@ -225,12 +250,15 @@ func Up(ctx context.Context, opts Options) (_ *World, err error) {
 		}
 		return "reused", err
 	}); err != nil {
-		return nil, err
+		return err
 	}
 
 	// QEMU is registered before buildkitd starts: a buildkitd started
 	// before lists no linux/arm64 and is restarted (its health says so).
-	if err := w.step("emulation", func() (string, error) {
+	if !arm64 {
+		w.Emulation = Emulation{Why: "linux/arm64 was not asked for (make images PLATFORMS=linux/amd64,linux/arm64, ktrdr-world up -arm64, or a test that needs it brings it up)"}
+		w.logf("linux/arm64: not asked for, nothing of it is built (make images PLATFORMS=linux/amd64,linux/arm64 adds it)")
+	} else if err := w.step("emulation", func() (string, error) {
 		var outcome string
 		w.Emulation, outcome = ensureEmulation(l)
 		if !w.Emulation.Arm64 {
@@ -239,19 +267,19 @@ func Up(ctx context.Context, opts Options) (_ *World, err error) {
 		}
 		return outcome, nil
 	}); err != nil {
-		return nil, err
+		return err
 	}
 	reg, err := registryService(l)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	bk, err := buildkitdService(l, w.Emulation.Arm64)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, s := range []*service{reg, bk} {
 		if err := w.step(s.name, func() (string, error) { return w.ensureService(ctx, s) }); err != nil {
-			return nil, err
+			return err
 		}
 	}
 
@@ -274,7 +302,7 @@ func Up(ctx context.Context, opts Options) (_ *World, err error) {
 			}
 			return outcome, err
 		}); err != nil {
-			return nil, err
+			return err
 		}
 		bases = append(bases, img)
 		w.Bases = append(w.Bases, BaseInfo{Ref: img.Ref, Digest: img.Digest, Layers: len(img.Layers), Size: img.Size(), Packages: img.Packages, Python: img.Python})
@@ -293,7 +321,7 @@ func Up(ctx context.Context, opts Options) (_ *World, err error) {
 			}
 			return outcome, err
 		}); err != nil {
-			return nil, err
+			return err
 		}
 		w.PythonBaseArm64Digest = img.Digest
 		w.Bases = append(w.Bases, BaseInfo{Ref: img.Ref + " (linux/arm64)", Digest: img.Digest, Layers: len(img.Layers), Size: img.Size(), Packages: img.Packages, Python: img.Python})
@@ -301,7 +329,7 @@ func Up(ctx context.Context, opts Options) (_ *World, err error) {
 			_, outcome, err := ensureBaseIndex(ctx, l, rc, baseRecipes()[0], []*baseImage{bases[0], img})
 			return outcome, err
 		}); err != nil {
-			return nil, err
+			return err
 		}
 	}
 
@@ -313,7 +341,7 @@ func Up(ctx context.Context, opts Options) (_ *World, err error) {
 		_, outcome, err := ensureUV(ctx, l, rc, dir)
 		return outcome, err
 	}); err != nil {
-		return nil, err
+		return err
 	}
 
 	if err := w.step("index", func() (string, error) {
@@ -324,7 +352,7 @@ func Up(ctx context.Context, opts Options) (_ *World, err error) {
 		w.Wheels = ix.Wheels
 		return outcome, nil
 	}); err != nil {
-		return nil, err
+		return err
 	}
 	if err := w.step("index-http", func() (string, error) {
 		// The private index's credentials exist before its server starts.
@@ -333,16 +361,42 @@ func Up(ctx context.Context, opts Options) (_ *World, err error) {
 		}
 		return w.ensureService(ctx, indexService(l))
 	}); err != nil {
-		return nil, err
+		return err
 	}
 
-	users, err := flock(l.path("users.lock"), syscall.LOCK_SH, false)
-	if err != nil {
-		return nil, fmt.Errorf("locking %s: %w", l.path("users.lock"), err)
+	if w.Emulation.Arm64 {
+		// Kept up from now on: a later Up without Options.Arm64 reuses it.
+		if err := os.WriteFile(l.arm64Stamp(), []byte("made\n"), 0o644); err != nil {
+			return err
+		}
 	}
-	w.users = users
-	w.logf("up in %s", time.Since(total).Round(10*time.Millisecond))
-	return w, nil
+	return nil
+}
+
+// EnsureArm64 adds the linux/arm64 half (emulation, the arm64 python base,
+// the index's aarch64 wheels) to a world Up brought up without it, and
+// restarts buildkitd if its workers do not list linux/arm64. Afterwards
+// Emulation says whether linux/arm64 can be built here. A world from
+// Attach is never changed: it fails when that half is missing.
+func (w *World) EnsureArm64(ctx context.Context) error {
+	if w.Emulation.Arm64 {
+		return nil
+	}
+	if w.attached {
+		return fmt.Errorf("the attached world in %s has no linux/arm64 half (%s): bring it up with ktrdr-world up -arm64", w.CacheDir, w.Emulation.Why)
+	}
+	lock, err := flock(w.layout.path("up.lock"), syscall.LOCK_EX, false)
+	if err != nil {
+		return fmt.Errorf("locking %s: %w", w.layout.path("up.lock"), err)
+	}
+	defer lock.Close()
+	start := time.Now()
+	w.logf("linux/arm64 asked for: bringing up its half")
+	if err := w.bringUp(ctx, true); err != nil {
+		return err
+	}
+	w.logf("linux/arm64 half up in %s", time.Since(start).Round(10*time.Millisecond))
+	return nil
 }
 
 func (w *World) ensureService(ctx context.Context, s *service) (string, error) {

@@ -59,7 +59,9 @@ func run(ctx context.Context, dir, report, progress, platform string) error {
 		return err
 	}
 	start := time.Now()
-	w, err := world.Up(ctx, world.Options{Log: os.Stderr})
+	arm64 := slices.Contains(plats, "linux/arm64")
+	// Without linux/arm64 the world builds nothing of it and says so.
+	w, err := world.Up(ctx, world.Options{Log: os.Stderr, Arm64: arm64})
 	if err != nil {
 		return fmt.Errorf("bringing the offline world up: %w", err)
 	}

@@ -38,11 +38,12 @@ func main() {
 	}
 }
 
-const usage = `usage: ktrdr-world [--cache DIR] [--registry HOST:PORT] [--index HOST:PORT] up|env|down
+const usage = `usage: ktrdr-world [--cache DIR] [--registry HOST:PORT] [--index HOST:PORT] [--arm64] up|env|down
        ktrdr-world serve-index --addr ADDR --dir DIR [--private-addr ADDR --private-credentials FILE]
 
   up      bring the offline world up (idempotent) and leave it running;
-          print what it is and how to point buildctl and pip at it
+          print what it is and how to point buildctl and pip at it;
+          linux/amd64 only unless --arm64 or the arm64 parts were made before
   env     like up, but print only shell exports (eval "$(ktrdr-world env)")
   down    stop buildkitd, the registry and the index server
   lock DIR [UV-LOCK-ARGS...]
@@ -60,6 +61,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	cache := fs.String("cache", "", "cache directory (default $"+world.CacheEnv+", else "+world.DefaultCacheDir+")")
 	registry := fs.String("registry", "", "registry address (default "+world.RegistryAddr+"; another one for a second, private world)")
 	index := fs.String("index", "", "index server address (default "+world.IndexAddr+")")
+	arm64 := fs.Bool("arm64", false, "also bring up the linux/arm64 parts (arm64 base, arm64 wheels, QEMU emulation); once made they stay cached and come up by default")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -69,7 +71,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opts := world.Options{CacheDir: *cache, Log: stderr, RegistryAddr: *registry, IndexAddr: *index}
+	opts := world.Options{CacheDir: *cache, Log: stderr, RegistryAddr: *registry, IndexAddr: *index, Arm64: *arm64}
 	switch cmd := fs.Arg(0); cmd {
 	case "up", "env":
 		w, err := world.Up(ctx, opts)
