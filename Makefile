@@ -7,7 +7,12 @@
 #                    APP=examples/signals: the second example's images;
 #                    PLATFORMS=linux/amd64,linux/arm64: both platforms)
 #   make test        unit tests, then the integration tests on the offline world,
-#                    which is brought up as needed (what .ci/run runs)
+#                    which is brought up first (what .ci/run runs): every
+#                    capability proven once, linux/amd64
+#   make test-all    the same with the long tier: both platforms (the world's
+#                    linux/arm64 half is brought up), the scale-out builder,
+#                    every variant in the race drill
+#   make test-times  the slowest tests of the last make test or test-all
 #   make test-short  unit tests only, no daemon, seconds
 #   make world       bring the offline world up, leave it running, print how to use it
 #   make world-down  stop the world's services
@@ -19,7 +24,7 @@ GO        ?= go
 TESTFLAGS ?=
 WORLD      = $(GO) run ./integration/world/cmd/ktrdr-world
 
-.PHONY: images test test-short test-integration world world-down vet fmt-check
+.PHONY: images test test-all test-times test-short test-integration test-integration-all world world-arm64 world-down vet fmt-check
 
 REPORT ?=
 # APP: the project whose images make images builds (its [tool.ktrdr-images]
@@ -34,17 +39,38 @@ images:
 
 test: fmt-check vet test-short test-integration
 
+test-all: fmt-check vet test-short test-integration-all
+
 test-short:
 	$(GO) test -short $(TESTFLAGS) ./...
 
+# The integration tests' go test -json events, for make test-times.
+TEST_TIMES ?= .test-times.json
+TESTTIMES   = $(GO) run ./integration/cmd/testtimes
+
+# The world comes up first, on its own (its cold set-up is not inside any
+# test binary's -timeout); each package's TestMain then reuses it.
 # -count=1: integration results depend on the world, never on Go's test cache.
 # -p 1: the packages share one world (one buildkitd, one registry), and the
 # world's own tests stop and repair it; they must not run at the same time.
-test-integration:
-	$(GO) test -count=1 -p 1 -timeout 75m -v $(TESTFLAGS) ./integration/...
+test-integration: world
+	@rm -f $(TEST_TIMES)
+	$(TESTTIMES) run -json $(TEST_TIMES) -- $(GO) test -json -count=1 -p 1 -timeout 45m -v $(TESTFLAGS) ./integration/...
+
+# The long tier: KTRDR_TEST_LONG=1 runs the long tests, and a platform test
+# that cannot have linux/arm64 fails instead of skipping.
+test-integration-all: world-arm64
+	@rm -f $(TEST_TIMES)
+	KTRDR_TEST_LONG=1 KTRDR_TEST_REQUIRE_ARM64=1 $(TESTTIMES) run -json $(TEST_TIMES) -- $(GO) test -json -count=1 -p 1 -timeout 120m -v $(TESTFLAGS) ./integration/...
+
+test-times:
+	$(TESTTIMES) report -n 25 $(TEST_TIMES)
 
 world:
 	$(WORLD) up
+
+world-arm64:
+	$(WORLD) -arm64 up
 
 world-down:
 	$(WORLD) down

@@ -57,7 +57,12 @@ func indexOf(t *testing.T, ref string) (string, map[string]string) {
 // arm64. With SOURCE_DATE_EPOCH, backend-prod's index is the same from the
 // CLI, from buildctl through the frontend image and from buildx bake. And
 // worker-gpu for linux/arm64 is refused before anything is built.
+//
+// Long tier: it needs the world's linux/arm64 half and builds under QEMU.
+// make test's checks of the same code are the cross builder's graphs and
+// the platform refusals (variants/cross_test.go, internal/build).
 func TestTwoPlatforms(t *testing.T) {
+	world.RequireLong(t, "backend-prod and worker-cpu for linux/amd64 and linux/arm64, probed under QEMU")
 	w := world.ForTest(t)
 	w.RequireArm64(t)
 	plats := []string{"linux/amd64", "linux/arm64"}

@@ -28,14 +28,12 @@ import (
 // under QEMU, its packages installed natively for arm64 by the frontend);
 // on real runners the second would be a native arm64 machine or pod.
 //
-// It starts two daemons with empty caches and builds twice, so it is a
-// documented long run, not part of make test:
+// It starts two daemons with empty caches and builds twice, so it is in
+// the long tier (make test-all), not make test:
 //
-//	KTRDR_SCALE_TEST=1 go test -count=1 -v -run TestBuildxTwoNodes -timeout 60m ./integration
+//	KTRDR_TEST_LONG=1 go test -count=1 -v -run TestBuildxTwoNodes -timeout 60m ./integration
 func TestBuildxTwoNodes(t *testing.T) {
-	if os.Getenv("KTRDR_SCALE_TEST") == "" {
-		t.Skip("a long run (two fresh buildkitd, two builds of backend-prod for two platforms): KTRDR_SCALE_TEST=1 go test -run TestBuildxTwoNodes ./integration")
-	}
+	world.RequireLong(t, "two fresh buildkitd, two builds of backend-prod for two platforms")
 	w := world.ForTest(t)
 	w.RequireArm64(t)
 	fe := frontendImage(t, w)

@@ -18,7 +18,10 @@ import (
 // from the default index to the CPU build without a single nvidia-* wheel
 // or triton, as PyPI's aarch64 torch. Importing torch on arm64 is
 // worker-cpu's probe (integration TestTwoPlatforms).
+//
+// Long tier: it needs the world's linux/arm64 half.
 func TestArm64World(t *testing.T) {
+	RequireLong(t, "the world's linux/arm64 half: emulation, the arm64 base, the aarch64 wheels")
 	w := ForTest(t)
 	w.RequireArm64(t)
 
