@@ -227,8 +227,9 @@ func undisturbedProd(t *testing.T, w *world.World, ns string) (buildArgs, string
 // install step (pandas, 13 MB of wheel) runs, and again while its export
 // pushes. The build fails
 // within a bounded time naming the daemon's address and the lost
-// connection; no tag in the registry moved, and the tag being pushed is
-// absent or complete; after buildkitd is restarted the same command
+// connection; no tag in the registry moved, and the name being pushed (a
+// namespace no run used before) was not created; after buildkitd is
+// restarted the same command
 // succeeds with the digest it gives undisturbed (SOURCE_DATE_EPOCH).
 func TestDaemonKilled(t *testing.T) {
 	w := world.ForTest(t)
@@ -246,7 +247,7 @@ func TestDaemonKilled(t *testing.T) {
 		name, ns string
 		at       func(*client.SolveStatus) string
 	}{
-		{"install", "itest-kill", func(st *client.SolveStatus) string {
+		{"install", "itest-kill-install", func(st *client.SolveStatus) string {
 			for _, v := range st.Vertexes {
 				if v.Started != nil && v.Completed == nil && strings.Contains(v.Name, "uv pip install pandas") {
 					return v.Name
@@ -268,7 +269,10 @@ func TestDaemonKilled(t *testing.T) {
 		t.Run(drill.name, func(t *testing.T) {
 			before := registryTags(t, w)
 			da := a
-			da.opts = offline(w, drill.ns)
+			// A namespace no earlier run made: its absence after the
+			// kill is what the registry must show.
+			ns := fmt.Sprintf("%s-%d", drill.ns, time.Now().UnixNano())
+			da.opts = offline(w, ns)
 			da.opts.Set("source-date-epoch", epoch)
 			da.noCache = true
 			var once sync.Once
@@ -309,8 +313,9 @@ func TestDaemonKilled(t *testing.T) {
 			}
 			sort.Strings(added)
 			for _, k := range added {
-				ref := w.Registry + "/" + k
-				if err := complete(t, ref); err != nil {
+				if strings.HasPrefix(k, ns+"/") {
+					t.Errorf("the killed build created %s", k)
+				} else if err := complete(t, w.Registry+"/"+k); err != nil {
 					t.Errorf("a new tag %s is not a complete image: %v", k, err)
 				}
 			}
@@ -320,6 +325,10 @@ func TestDaemonKilled(t *testing.T) {
 			rep, err := runBuild(t, w, da)
 			if err != nil {
 				t.Fatalf("the same command after the restart: %v", err)
+			}
+			// The check above can fail: the same name exists once pushed.
+			if _, ok := registryTags(t, w)[strings.TrimPrefix(rep.Images[0].Ref, w.Registry+"/")]; !ok {
+				t.Errorf("after the restart the build reports %s, which the registry does not list", rep.Images[0].Ref)
 			}
 			if got := rep.Images[0].Digest; got != want {
 				t.Errorf("after the restart backend-prod is %s, undisturbed it is %s", got, want)
