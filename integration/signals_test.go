@@ -22,9 +22,12 @@ var signalsApp = filepath.Join("..", "examples", "signals")
 // lock's cu124 torch and nvidia-* wheels) and built by
 // `make images APP=examples/signals`, not in CI: its CUDA layers alone are
 // the size of KTRDR's worker-gpu.
+// signalsNamespace is the registry namespace of TestSecondApp's images.
+const signalsNamespace = "itest-signals"
+
 func TestSecondApp(t *testing.T) {
 	w := world.ForTest(t)
-	o := offline(w, "itest-signals")
+	o := offline(w, signalsNamespace)
 	if err := o.Set("source-date-epoch", epoch); err != nil {
 		t.Fatal(err)
 	}
