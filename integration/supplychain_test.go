@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -187,6 +188,7 @@ func TestSBOMAndProvenance(t *testing.T) {
 			t.Errorf("%s: the SBOM's Python distributions differ from the layers':\n sbom   %v\n layers %v", img.Variant, listed, installed)
 		}
 		var withHash, debs int
+		var withoutHash []string
 		var torch, tini *sbom.Package
 		for i, p := range doc.Packages {
 			purl := ""
@@ -199,6 +201,12 @@ func TestSBOMAndProvenance(t *testing.T) {
 					torch = &doc.Packages[i]
 				}
 				if len(p.Checksums) == 0 {
+					// Only a pin the lock records no hash for (the CPU
+					// torch, from the CPU index) may be listed without.
+					if len(hashes[p.Name+"=="+p.VersionInfo]) > 0 {
+						t.Errorf("%s: %s %s has no checksum in the SBOM, though the lock records its sha256", img.Variant, p.Name, p.VersionInfo)
+					}
+					withoutHash = append(withoutHash, p.Name)
 					continue
 				}
 				withHash++
@@ -214,6 +222,15 @@ func TestSBOMAndProvenance(t *testing.T) {
 					t.Errorf("%s: deb purl without arch: %s", img.Variant, purl)
 				}
 			}
+		}
+		// Every Python entry is counted: with the lock's sha256, or
+		// without one because the lock has none (worker-cpu's torch alone).
+		wantWithout := []string{}
+		if img.Variant == "worker-cpu" {
+			wantWithout = []string{"torch"}
+		}
+		if withHash+len(withoutHash) != len(listed) || !slices.Equal(append([]string{}, withoutHash...), wantWithout) {
+			t.Errorf("%s: %d Python entries, %d with the lock's sha256, without one: %v (want only %v)", img.Variant, len(listed), withHash, withoutHash, wantWithout)
 		}
 		if tini == nil || debs < 50 {
 			t.Errorf("%s: %d Debian packages, tini among them: %v (want the runtime's dpkg status)", img.Variant, debs, tini != nil)
