@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"github.com/ktrdr/ktrdr-images/variants"
 	"strings"
 	"testing"
 )
@@ -55,5 +56,31 @@ func TestGPUImport(t *testing.T) {
 	}
 	if verdict, _ := gpuImport("ModuleNotFoundError: No module named 'torch'", errors.New("exit status 1")); verdict != Fail {
 		t.Errorf("a missing torch is %s, want FAIL", verdict)
+	}
+}
+
+// TestSizeVerdict: a size verdict depends on the size: DIFFERS only as far
+// as the measured reason explains, FAIL past it or below the seed's range.
+func TestSizeVerdict(t *testing.T) {
+	for _, c := range []struct {
+		variant string
+		n       int64
+		want    Verdict
+	}{
+		{variants.BackendProd, 231e6, Pass},
+		{variants.BackendProd, 400e6, Fail},
+		{variants.BackendProd, 150e6, Fail},
+		{variants.WorkerCPU, 450e6, Pass},
+		{variants.WorkerCPU, 894e6, Differs},
+		{variants.WorkerCPU, 2e9, Fail},
+		{variants.BackendDev, 943e6, Differs},
+		{variants.BackendDev, 1.2e9, Fail},
+		{variants.WorkerGPU, 3.87e9, Differs},
+		{variants.WorkerGPU, 3.2e9, Pass},
+		{variants.WorkerGPU, 6e9, Fail},
+	} {
+		if got, detail := sizeVerdict(c.variant, c.n, "x"); got != c.want {
+			t.Errorf("%s at %d bytes: %s (%s), want %s", c.variant, c.n, got, detail, c.want)
+		}
 	}
 }
