@@ -13,16 +13,16 @@ import (
 	"time"
 
 	"github.com/ktrdr/ktrdr-images/integration/world"
+	"github.com/ktrdr/ktrdr-images/python/uvlock"
 )
 
 // The frontend's memory (issue 17, drill 4): the peak resident set of the
 // process that reads the project and lock and makes the graphs, on
-// KTRDR's real lock, for the CLI (which does this in its own process)
+// examples/ktrdr's lock (memLockPackages packages), for the CLI (which does this in its own process)
 // and for the frontend image (which does it in a container buildkitd
 // starts).
 
-// memBound is what either may use at its peak. KTRDR's lock is 173
-// packages; the bound is generous so that it catches a leak or a copy of
+// memBound is what either may use at its peak; the bound is generous so that it catches a leak or a copy of
 // the context held in memory, not a change of Go's allocator.
 const memBound = 512 << 20
 
@@ -35,6 +35,10 @@ type rssWatch struct {
 	peak int64 // bytes
 	seen int   // processes seen
 }
+
+// memLockPackages is how many packages examples/ktrdr's uv.lock, the one
+// the drills read, holds (README quotes it; the drill checks it).
+const memLockPackages = 62
 
 func watchRSS(exe string) *rssWatch {
 	r := &rssWatch{stop: make(chan struct{}), done: make(chan struct{})}
@@ -81,6 +85,16 @@ func (r *rssWatch) Stop() (int64, int) {
 	return r.peak, r.seen
 }
 
+// lockPackages counts the packages of dir's uv.lock.
+func lockPackages(t *testing.T, dir string) int {
+	t.Helper()
+	_, lock, err := uvlock.LoadProject(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(lock.Packages)
+}
+
 func vmHWM(statusFile string) int64 {
 	f, err := os.Open(statusFile)
 	if err != nil {
@@ -101,6 +115,9 @@ func vmHWM(statusFile string) int64 {
 // invocation (graphs, solves, probes and push) peaks under memBound.
 func TestCLIMemory(t *testing.T) {
 	w := world.ForTest(t)
+	if n := lockPackages(t, example); n != memLockPackages {
+		t.Errorf("%s/uv.lock has %d packages; the drill (and README) say %d", example, n, memLockPackages)
+	}
 	bin := filepath.Join(t.TempDir(), "ktrdr-images")
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/ktrdr-images").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
