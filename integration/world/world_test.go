@@ -83,6 +83,12 @@ func TestLockMatchesIndex(t *testing.T) {
 		served[wh.Name] = append(served[wh.Name], wh)
 		byFile[path.Base(wh.File)] = wh
 	}
+	skippedArm := 0
+	defer func() {
+		if skippedArm > 0 {
+			t.Logf("%d aarch64 wheels of the lock not checked: this world has no linux/arm64 half (%s)", skippedArm, w.Emulation.Why)
+		}
+	}()
 	for _, p := range lock.Packages {
 		name := normalize(p.Name)
 		if p.Source.Editable != "" || p.Source.Virtual != "" {
@@ -117,6 +123,9 @@ func TestLockMatchesIndex(t *testing.T) {
 		for _, a := range p.Wheels {
 			wh, ok := byFile[path.Base(a.URL)]
 			switch {
+			case !ok && !w.Emulation.Arm64 && strings.Contains(path.Base(a.URL), "aarch64"):
+				// Served once the linux/arm64 half is up (make test-all).
+				skippedArm++
 			case !ok:
 				t.Errorf("%s: the lock records %s, which the index does not serve", name, a.URL)
 			case a.Hash != "sha256:"+wh.SHA256 || a.Size != wh.Size:
@@ -439,6 +448,17 @@ func lastLine(s string) string {
 // is what uv lock makes of its pyproject.toml against this index now:
 // re-locked in a temp dir (as `ktrdr-world lock examples/NAME` does), it
 // comes out byte for byte the same; a stale lock fails with the diff.
+// withoutAarch64 is a uv.lock without its lines naming aarch64 wheels.
+func withoutAarch64(lock []byte) string {
+	var keep []string
+	for _, l := range strings.Split(string(lock), "\n") {
+		if !(strings.Contains(l, "url = ") && strings.Contains(l, "aarch64") && strings.HasSuffix(strings.TrimSpace(l), "},")) {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
 func TestExampleLockIsCurrent(t *testing.T) {
 	w := ForTest(t)
 	for _, app := range []string{"ktrdr", "signals"} {
@@ -462,6 +482,13 @@ func TestExampleLockIsCurrent(t *testing.T) {
 			}
 			want, _ := os.ReadFile(filepath.Join(src, "uv.lock"))
 			if string(got) == string(want) {
+				return
+			}
+			// A world without its linux/arm64 half serves no aarch64
+			// wheels, so uv records none: the rest must be the same
+			// (make test-all compares all of it).
+			if !w.Emulation.Arm64 && withoutAarch64(got) == withoutAarch64(want) {
+				t.Logf("examples/%s/uv.lock is current but for its aarch64 wheels, which this world does not serve (%s)", app, w.Emulation.Why)
 				return
 			}
 			fresh := filepath.Join(dir, "uv.lock.new")
