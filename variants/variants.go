@@ -171,5 +171,9 @@ func (v Variant) Pins(proj *pyproject.Project, lock *uvlock.Lock, t Target) (*uv
 	if _, err := lock.CheckArtifacts(res, env, t.Platform); err != nil {
 		return nil, fmt.Errorf("variant %s (%s, python %s): %w", v.Name, t.Platform, t.Python, err)
 	}
+	// Each install step requires the hashes of what installs here only.
+	for i := range res.Pins {
+		res.Pins[i].Hashes = uvlock.TargetHashes(res.Pins[i], env.PythonVersion, env.PlatformMachine)
+	}
 	return res, nil
 }

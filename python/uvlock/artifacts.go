@@ -182,6 +182,39 @@ func ArtifactFor(pin Pin, python, machine string) (c Chosen, ok bool) {
 	return Chosen{}, false
 }
 
+// TargetHashes are the hashes of pin's artifacts that install on the target
+// (CPython python, platform_machine machine): its compatible wheels and its
+// sdist. An install step lists these, not every platform's, so that a
+// change to the lock's wheels for another platform (an aarch64 wheel added
+// or dropped) leaves this platform's steps as they were. A pin the lock
+// records nothing for here keeps pin.Hashes.
+func TargetHashes(pin Pin, python, machine string) []string {
+	p := pin.Package
+	if p == nil || pin.Index != p.Source.Registry {
+		return pin.Hashes
+	}
+	var out []string
+	seen := map[string]bool{}
+	add := func(h string) {
+		if h != "" && !seen[h] {
+			seen[h] = true
+			out = append(out, h)
+		}
+	}
+	for _, w := range p.Wheels {
+		if t, err := ParseWheelName(artifactFile(w)); err == nil && t.Compatible(python, machine) {
+			add(w.Hash)
+		}
+	}
+	if p.Sdist != nil {
+		add(p.Sdist.Hash)
+	}
+	if len(out) == 0 {
+		return pin.Hashes
+	}
+	return out
+}
+
 func artifactFile(a Artifact) string {
 	switch {
 	case a.URL != "":
