@@ -188,7 +188,7 @@ func TestSBOMAndProvenance(t *testing.T) {
 			t.Errorf("%s: the SBOM's Python distributions differ from the layers':\n sbom   %v\n layers %v", img.Variant, listed, installed)
 		}
 		var withHash, debs int
-		var withoutHash []string
+		var withoutHash, project []string
 		var torch, tini *sbom.Package
 		for i, p := range doc.Packages {
 			purl := ""
@@ -213,6 +213,8 @@ func TestSBOMAndProvenance(t *testing.T) {
 				if !hashes[p.Name+"=="+p.VersionInfo][p.Checksums[0].ChecksumValue] {
 					t.Errorf("%s: %s %s's sha256 %s is not one the lock records", img.Variant, p.Name, p.VersionInfo, p.Checksums[0].ChecksumValue)
 				}
+			case strings.HasPrefix(purl, "pkg:pypi/"):
+				project = append(project, p.Name) // the app itself
 			case strings.HasPrefix(purl, "pkg:deb/debian/"):
 				debs++
 				if p.Name == "tini" {
@@ -223,14 +225,18 @@ func TestSBOMAndProvenance(t *testing.T) {
 				}
 			}
 		}
-		// Every Python entry is counted: with the lock's sha256, or
-		// without one because the lock has none (worker-cpu's torch alone).
+		// Every Python entry is counted: the project, or a library with
+		// the lock's sha256, or without one because the lock has none
+		// (worker-cpu's torch alone).
 		wantWithout := []string{}
 		if img.Variant == "worker-cpu" {
 			wantWithout = []string{"torch"}
 		}
-		if withHash+len(withoutHash) != len(listed) || !slices.Equal(append([]string{}, withoutHash...), wantWithout) {
-			t.Errorf("%s: %d Python entries, %d with the lock's sha256, without one: %v (want only %v)", img.Variant, len(listed), withHash, withoutHash, wantWithout)
+		if len(project) != 1 {
+			t.Errorf("%s: the SBOM lists %v as the project, want one", img.Variant, project)
+		}
+		if len(project)+withHash+len(withoutHash) != len(listed) || !slices.Equal(append([]string{}, withoutHash...), wantWithout) {
+			t.Errorf("%s: %d Python entries: the project %v, %d with the lock's sha256, without one: %v (want only %v)", img.Variant, len(listed), project, withHash, withoutHash, wantWithout)
 		}
 		if tini == nil || debs < 50 {
 			t.Errorf("%s: %d Debian packages, tini among them: %v (want the runtime's dpkg status)", img.Variant, debs, tini != nil)
