@@ -26,7 +26,7 @@ var (
 	outDefault  = filepath.Join("..", "..", "docs", "bench")
 )
 
-// config is read from the environment (see README.md).
+// config is read from the environment (see docs/measurements.md, "Benchmark against the Dockerfile way").
 type config struct {
 	cold, warm int
 	variants   []string
@@ -296,7 +296,7 @@ func (r *run) block(ctx context.Context, way string, rep, k int, ns string) {
 	r.bigBump(ctx, way, dir, o)
 }
 
-// BenchmarkImages is the comparison; README.md gives the command. It runs
+// BenchmarkImages is the comparison; docs/measurements.md gives the command. It runs
 // once whatever b.N is.
 func BenchmarkImages(b *testing.B) {
 	if testing.Short() {

@@ -118,16 +118,16 @@ func (v *verifier) sizeJudge(variant string) judge {
 }
 
 // sizeExplained is, for the images the seed's target cannot hold for here,
-// the largest size the measured reason explains (README, "Measured": 894
+// the largest size the measured reason explains (docs/measurements.md, "Measured": 894
 // MB, 943 MB and 3.87 GB as docker images counts them, with about 10%
 // room): a larger image is a FAIL, not a DIFFERS.
 var sizeExplained = map[string]struct {
 	max float64
 	why string
 }{
-	variants.WorkerCPU:  {1.0e9, "the ml layer (669 MB) is Debian's torch 2.6.0 CPU build with the 42 shared libraries it links repacked into it, plus SciPy, scikit-learn, SymPy; the seed's ~500 MB assumes PyPI's +cpu wheels, which cannot be had here (README, \"Measured\")"},
-	variants.BackendDev: {1.05e9, "the same ml layer as worker-cpu plus the dev group (README, \"Measured\")"},
-	variants.WorkerGPU:  {4.3e9, "torch's CUDA 12.4 build (Debian's python3-torch-cuda) with the nvidia-*-cu12 wheels repacked from Debian's CUDA 12.4 runtime: one CUDA stack, but Debian's builds, not PyPI's (README, \"Measured\")"},
+	variants.WorkerCPU:  {1.0e9, "the ml layer (669 MB) is Debian's torch 2.6.0 CPU build with the 42 shared libraries it links repacked into it, plus SciPy, scikit-learn, SymPy; the seed's ~500 MB assumes PyPI's +cpu wheels, which cannot be had here (docs/measurements.md, \"Measured\")"},
+	variants.BackendDev: {1.05e9, "the same ml layer as worker-cpu plus the dev group (docs/measurements.md, \"Measured\")"},
+	variants.WorkerGPU:  {4.3e9, "torch's CUDA 12.4 build (Debian's python3-torch-cuda) with the nvidia-*-cu12 wheels repacked from Debian's CUDA 12.4 runtime: one CUDA stack, but Debian's builds, not PyPI's (docs/measurements.md, \"Measured\")"},
 }
 
 // sizeVerdict judges n bytes (docker images' SIZE, printed as out) of
