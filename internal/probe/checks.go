@@ -175,7 +175,10 @@ func checkConfig(cfg dockerspec.DockerOCIImage, spec Spec) Result {
 }
 
 func checkUser(ctx context.Context, c *Container, cfg dockerspec.DockerOCIImage, spec Spec) Result {
-	r := c.Run(ctx, "", "/bin/sh", "-c", "id -un; id -u; id -g; test -x "+cfg.Config.Entrypoint[0]+" && echo tini-ok")
+	if len(cfg.Config.Entrypoint) == 0 {
+		return result("user", fmt.Errorf("the image has no entrypoint: expected tini as PID 1 (an ENTRYPOINT naming it)"), "")
+	}
+	r := c.Run(ctx, "", "/bin/sh", "-c", "id -un; id -u; id -g; test -x "+shellQuote(cfg.Config.Entrypoint[0])+" && echo tini-ok")
 	if r.Err != nil {
 		return result("user", fmt.Errorf("id: %v: %s", r.Err, tail(r.Stderr, 300)), "")
 	}
@@ -186,6 +189,9 @@ func checkUser(ctx context.Context, c *Container, cfg dockerspec.DockerOCIImage,
 	}
 	return result("user", nil, fmt.Sprintf("runs as %s (%d:%d), tini present", spec.User, spec.UID, spec.GID))
 }
+
+// shellQuote quotes s for /bin/sh.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func checkOwnership(ctx context.Context, c *Container, spec Spec) Result {
 	prune := ""

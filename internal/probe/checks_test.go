@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -118,5 +119,15 @@ func TestCompareDistributions(t *testing.T) {
 		if !strings.Contains(got, w) {
 			t.Errorf("problems lack %q:\n%s", w, got)
 		}
+	}
+}
+
+// TestCheckUserWithoutEntrypoint: an image without an entrypoint fails the
+// user probe, naming what was expected, instead of panicking.
+func TestCheckUserWithoutEntrypoint(t *testing.T) {
+	var cfg dockerspec.DockerOCIImage
+	r := checkUser(context.Background(), nil, cfg, spec())
+	if r.OK || !strings.Contains(r.Detail, "no entrypoint") || !strings.Contains(r.Detail, "tini") {
+		t.Errorf("%+v, want a failure naming the missing entrypoint and tini", r)
 	}
 }
