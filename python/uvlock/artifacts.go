@@ -193,22 +193,10 @@ func TargetHashes(pin Pin, python, machine string) []string {
 	if p == nil || pin.Index != p.Source.Registry {
 		return pin.Hashes
 	}
-	var out []string
-	seen := map[string]bool{}
-	add := func(h string) {
-		if h != "" && !seen[h] {
-			seen[h] = true
-			out = append(out, h)
-		}
-	}
-	for _, w := range p.Wheels {
-		if t, err := ParseWheelName(artifactFile(w)); err == nil && t.Compatible(python, machine) {
-			add(w.Hash)
-		}
-	}
-	if p.Sdist != nil {
-		add(p.Sdist.Hash)
-	}
+	out := artifactHashes(p, func(w Artifact) bool {
+		t, err := ParseWheelName(artifactFile(w))
+		return err == nil && t.Compatible(python, machine)
+	})
 	if len(out) == 0 {
 		return pin.Hashes
 	}

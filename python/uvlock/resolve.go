@@ -361,20 +361,30 @@ func (l *Lock) pinsOf(pkgs map[*Package]bool) ([]Pin, error) {
 
 func pinOf(p *Package) Pin {
 	pin := Pin{Name: p.Name, Version: p.Version, Source: p.Source, Index: p.Source.Registry, Package: p}
+	pin.Hashes = artifactHashes(p, func(Artifact) bool { return true })
+	return pin
+}
+
+// artifactHashes are the distinct hashes of p's wheels that keep accepts,
+// then of its sdist, in the lock's order.
+func artifactHashes(p *Package, keep func(Artifact) bool) []string {
+	var out []string
 	seen := map[string]bool{}
 	add := func(h string) {
 		if h != "" && !seen[h] {
 			seen[h] = true
-			pin.Hashes = append(pin.Hashes, h)
+			out = append(out, h)
 		}
 	}
 	for _, w := range p.Wheels {
-		add(w.Hash)
+		if keep(w) {
+			add(w.Hash)
+		}
 	}
 	if p.Sdist != nil {
 		add(p.Sdist.Hash)
 	}
-	return pin
+	return out
 }
 
 func normalizeAll(xs []string) []string {
