@@ -326,6 +326,9 @@ type VertexStats struct {
 	PerVariant map[string][2]int
 	// Ran names the vertices that ran (completed, not from cache), sorted.
 	Ran []string
+	// Names maps the digest of every distinct vertex, cached or not, to
+	// its name: two builds' graphs compare by it whatever the cache held.
+	Names map[string]string
 }
 
 type vertexSeen struct {
@@ -366,8 +369,9 @@ func (s *statsCollector) add(variant string, st *client.SolveStatus) {
 func (s *statsCollector) stats() VertexStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	vs := VertexStats{Distinct: len(s.v), PerVariant: map[string][2]int{}}
-	for _, e := range s.v {
+	vs := VertexStats{Distinct: len(s.v), PerVariant: map[string][2]int{}, Names: map[string]string{}}
+	for digest, e := range s.v {
+		vs.Names[digest] = e.name
 		vs.Total += len(e.solves)
 		if len(e.solves) > 1 {
 			vs.Shared++
