@@ -265,7 +265,8 @@ print(json.dumps({"version": torch.__version__, "cuda": torch.version.cuda, "bad
 // cudaPy inspects torch's CUDA build without importing it (cuDNN and the
 // driver are absent here): version.py, libtorch_cuda.so and what its NEEDED
 // libraries resolve to, and how many copies of the CUDA runtime exist.
-const cudaPy = `import importlib.util, json, os, re, subprocess, glob
+const cudaPy = cudaCopiesPy + `
+import importlib.util, json, os, re, subprocess, glob
 spec = importlib.util.find_spec("torch")
 root = list(spec.submodule_search_locations)[0]
 src = open(os.path.join(root, "version.py")).read()
@@ -282,10 +283,7 @@ if libs:
         f = l.split()
         if len(f) >= 3 and f[1] == "=>" and f[0].startswith("libcudart.so"):
             where = os.path.dirname(f[2])
-copies = {}
-for name in ("libcudart.so", "libcublas.so", "libcublasLt.so", "libnccl.so", "libcufft.so", "libcusparse.so"):
-    found = subprocess.run(["find", "/", "-xdev", "-name", name + "*", "-type", "f"], capture_output=True, text=True).stdout.split()
-    copies[name] = sorted(found)
+copies = cuda_copies("/")
 gpu = os.path.exists("/dev/nvidia0")
 avail = None
 if gpu:
@@ -317,38 +315,22 @@ func checkCUDATorch(ctx context.Context, c *Container) Result {
 			return result("torch", fmt.Errorf("%s needs %s, which the image lacks (only cuDNN and the driver's libcuda.so.1 may be missing)", *v.Lib, m), "")
 		}
 	}
-	for lib, files := range v.Copies {
-		if len(realFiles(files)) > 1 {
-			return result("torch", fmt.Errorf("two CUDA stacks: %s exists as %v", lib, files), "")
-		}
+	if err := duplicateCUDALibraries(v.Copies); err != nil {
+		return result("torch", err, "")
+	}
+	if len(v.Copies) == 0 {
+		return result("torch", fmt.Errorf("no CUDA library found in the image (libcudart, libcublas, ...)"), "")
 	}
 	if v.CUDART == nil {
 		return result("torch", fmt.Errorf("%s does not find libcudart.so.12 in the image", *v.Lib), "")
 	}
-	detail := fmt.Sprintf("CUDA %s build by its files: %s present, libcudart from %s, unresolved NEEDED only %v, one copy of each CUDA library", *v.CUDA, *v.Lib, *v.CUDART, v.Missing)
+	detail := fmt.Sprintf("CUDA %s build by its files: %s present, libcudart from %s, unresolved NEEDED only %v, one copy of each of %d CUDA libraries (%s)", *v.CUDA, *v.Lib, *v.CUDART, v.Missing, len(v.Copies), strings.Join(cudaLibraryNames(v.Copies), " "))
 	if v.GPU && v.Available != nil {
 		detail += fmt.Sprintf("; GPU host: torch.cuda.is_available() = %v", *v.Available)
 	} else {
 		detail += "; no GPU here, so import torch (needs cuDNN) and torch.cuda.is_available() need a GPU host"
 	}
 	return result("torch", nil, detail)
-}
-
-// realFiles counts the versioned files of one library once each major
-// soname: libcudart.so.12.4.127 and libcudart.so.12 from one package are
-// one copy when only one regular file exists per directory.
-func realFiles(files []string) []string {
-	dirs := map[string]bool{}
-	for _, f := range files {
-		if i := strings.LastIndex(f, "/"); i >= 0 {
-			dirs[f[:i]] = true
-		}
-	}
-	var out []string
-	for d := range dirs {
-		out = append(out, d)
-	}
-	return out
 }
 
 func checkTool(ctx context.Context, c *Container, tool []string) Result {
