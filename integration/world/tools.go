@@ -62,10 +62,11 @@ func moduleRoot() (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
-// installTools builds the Go tools (when missing or when go.mod, Go or the
-// harness changed) and installs the Debian ones (when missing). It reports
-// whether anything was (re)built.
-func installTools(l layout, root string) (bool, error) {
+// installTools installs the Debian tools (when missing) and builds the Go
+// ones (when missing or when go.mod, Go or the harness changed); between
+// the two it calls aptDone, which may start work that needs only the
+// Debian tools. It reports whether anything was (re)built.
+func installTools(l layout, root string, aptDone func()) (bool, error) {
 	changed := false
 	aptLog := l.logFile("apt")
 	os.Remove(l.logFile("go-build"))
@@ -87,6 +88,10 @@ func installTools(l layout, root string) (bool, error) {
 			return false, failed("apt-get install "+strings.Join(missing, " "), aptLog, err)
 		}
 		changed = true
+	}
+
+	if aptDone != nil {
+		aptDone()
 	}
 
 	want, err := wantToolStamp(root)

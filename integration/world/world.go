@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -80,6 +81,7 @@ type World struct {
 
 	layout  layout
 	lastLog atomic.Int64 // when logf last wrote, in Unix nanoseconds
+	logMu   sync.Mutex   // logf is called from the base prebuild too
 	started []*running
 	users   *os.File
 	logw    io.Writer
@@ -117,6 +119,8 @@ func (w *World) Reused() bool {
 
 func (w *World) logf(format string, args ...any) {
 	w.lastLog.Store(time.Now().UnixNano())
+	w.logMu.Lock()
+	defer w.logMu.Unlock()
 	if w.logw != nil {
 		fmt.Fprintf(w.logw, "world: "+format+"\n", args...)
 	}
@@ -239,12 +243,13 @@ func (w *World) bringUp(ctx context.Context, arm64 bool) error {
 	w.Steps, w.Bases, w.PythonBaseArm64Digest = nil, nil, ""
 
 	var root string
+	var prebuild *basePrebuild
 	if err := w.step("tools", func() (string, error) {
 		var err error
 		if root, err = moduleRoot(); err != nil {
 			return "", err
 		}
-		built, err := installTools(l, root)
+		built, err := installTools(l, root, func() { prebuild = startBasePrebuild(l, w.logf) })
 		if built {
 			return "built", err
 		}
@@ -292,11 +297,17 @@ func (w *World) bringUp(ctx context.Context, arm64 bool) error {
 		}
 		var img *baseImage
 		if err := w.step("base "+r.Name, func() (string, error) {
+			made, err := prebuild.wait(r.Name)
+			if err != nil {
+				return "", err
+			}
 			var outcome string
-			var err error
 			// With arm64, the python base's tag is an index of both
 			// platforms: its amd64 image is pushed by digest.
 			img, outcome, err = ensureBase(ctx, l, rc, r, parent, w.Emulation.Arm64 && r.Parent == "", w.logf)
+			if made != "" && err == nil {
+				outcome = made
+			}
 			if outcome != "reused" && err == nil {
 				outcome = "built: " + outcome
 			}
